@@ -1,0 +1,121 @@
+/*
+ * goalloc.h — the public interface of goalloc, the Go runtime's memory
+ * allocator (and, later, its garbage collector) rebuilt as a C library.
+ *
+ * Every function here is thread-safe and may be called from any thread; no
+ * initialisation call is needed. Usable from C and C++.
+ *
+ * Memory model in one paragraph: objects live in spans of 8 KiB pages; each
+ * span holds objects of one size class (68 classes, objects up to 32 KiB);
+ * larger objects get whole pages of their own. Every thread keeps a cache of
+ * one span per class and allocates from it with no lock and no atomic
+ * read-modify-write. An object allocated with ga_malloc may hold pointers;
+ * one allocated with ga_malloc_atomic promises not to (Go's "noscan").
+ *
+ * Errors: allocation failures return NULL with errno = ENOMEM. A bad free
+ * (a pointer goalloc did not return, an interior pointer, a double free) is
+ * never silent: goalloc prints what was wrong and the address on stderr and
+ * aborts the process, as glibc does.
+ */
+#ifndef GOALLOC_H
+#define GOALLOC_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define GA_API __attribute__((visibility("default")))
+#define GA_MALLOC_ATTR __attribute__((malloc, warn_unused_result))
+#else
+#define GA_API
+#define GA_MALLOC_ATTR
+#endif
+
+/*
+ * ga_malloc: allocate `size` bytes that may hold pointers.
+ * Alignment: 16 bytes for every request of 16 bytes or more, 8 bytes for
+ * smaller ones (glibc's guarantee, which compilers rely on when they vectorise).
+ * ga_malloc(0) returns a unique pointer that can be freed (as glibc does).
+ * Returns NULL with errno = ENOMEM if the size is impossible or memory is out.
+ * The contents are not initialised.
+ */
+GA_API GA_MALLOC_ATTR void *ga_malloc(size_t size);
+
+/*
+ * ga_malloc_atomic: allocate `size` bytes that will never hold pointers into
+ * the goalloc heap (strings, numbers, pixel data). The collector never scans
+ * them. Requests under 16 bytes are packed into shared 16-byte blocks (Go's
+ * tiny allocator): such objects are 8-byte aligned if they are 8 bytes or
+ * more, otherwise aligned to the largest power of two (2 or 4) that divides
+ * their size; 16 bytes or more are 16-byte aligned.
+ *
+ * Tiny objects cannot be freed one by one: ga_free of a tiny object (one
+ * from ga_malloc_atomic with size < 16) checks that it points into a live
+ * tiny block and otherwise does nothing; the block is reclaimed by the
+ * collector once every object in it is unreachable. With the collector off,
+ * use ga_malloc (or sizes >= 16) for pointer-free data that must be freed.
+ */
+GA_API GA_MALLOC_ATTR void *ga_malloc_atomic(size_t size);
+
+/*
+ * ga_calloc: n * size zeroed bytes (may hold pointers). NULL with
+ * errno = ENOMEM if n * size overflows. Memory known to be zero (fresh from
+ * the operating system) is not cleared again.
+ */
+GA_API GA_MALLOC_ATTR void *ga_calloc(size_t n, size_t size);
+
+/*
+ * ga_realloc: resize the object at p to `size` bytes, keeping its contents up
+ * to the smaller of the two sizes. Stays in place while the object's size
+ * class still fits the new size (and is not more than twice too large);
+ * otherwise moves it. ga_realloc(NULL, n) is ga_malloc(n); ga_realloc(p, 0)
+ * frees p and returns NULL (glibc's behaviour). On failure returns NULL with
+ * errno = ENOMEM and p is untouched. An object from ga_malloc_atomic stays
+ * pointer-free.
+ */
+GA_API void *ga_realloc(void *p, size_t size);
+
+/*
+ * ga_aligned_alloc: `size` bytes aligned to `align`, which must be a power of
+ * two (any power of two up to 1 GiB is accepted). NULL with errno = EINVAL
+ * for a bad alignment, ENOMEM when out of memory. Free with ga_free.
+ */
+GA_API GA_MALLOC_ATTR void *ga_aligned_alloc(size_t align, size_t size);
+
+/*
+ * ga_free: release an object returned by any of the functions above, from any
+ * thread. ga_free(NULL) does nothing. A pointer that goalloc did not return,
+ * an interior pointer, or an object already freed aborts the process with a
+ * message on stderr.
+ */
+GA_API void ga_free(void *p);
+
+/*
+ * ga_usable_size: the number of bytes usable at p (the size of its slot,
+ * at least what was asked for). 0 for NULL. Aborts like ga_free for a
+ * pointer that is not a live goalloc object.
+ */
+GA_API size_t ga_usable_size(const void *p);
+
+/*
+ * ga_owns: 1 if p points into a live goalloc object (anywhere inside it),
+ * 0 otherwise. Never aborts; meant for debugging and for code that mixes
+ * allocators.
+ */
+GA_API int ga_owns(const void *p);
+
+/*
+ * ga_thread_flush: give this thread's cached spans back to the shared heap
+ * now (it happens by itself when the thread exits). Useful before a thread
+ * goes idle for a long time.
+ */
+GA_API void ga_thread_flush(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GOALLOC_H */

@@ -1,0 +1,217 @@
+/*
+ * malloc.c — allocation (Go's malloc.go / mallocgc twin): the public
+ * ga_malloc family.
+ *
+ * A request takes one of three paths, as in Go:
+ *   1. tiny   ga_malloc_atomic of 1..15 bytes: packed into the thread's
+ *             current 16-byte tiny block (Go's tiny / tinyoffset /
+ *             tinyAllocs). Only pointer-free data goes here, so a block kept
+ *             alive by one small object wastes at most 16 bytes.
+ *   2. small  up to 32 KiB: size -> size class by table lookup, then
+ *             nextFreeFast on the thread's cached span of that class; on a
+ *             miss, mcache.nextFree (refill from mcentral).
+ *   3. large  over 32 KiB: a span of its own, straight from mheap. Go's cut
+ *             is 32 KiB - 8 because scan objects over 512 B carry an 8-byte
+ *             type header; goalloc's collector is conservative and keeps no
+ *             headers, so the cut is exactly 32 KiB.
+ *
+ * Alignment: every object of 16 bytes or more is 16-byte aligned, smaller
+ * ones 8-byte aligned (glibc's guarantee; GCC vectorises on it). Span bases
+ * are page aligned and every class of 32 bytes or more is a multiple of 16,
+ * so only Go's 24-byte class breaks it: the malloc lookup table sends 17..24
+ * byte requests to the 32-byte class (ga__malloc_size_to_class8). Tiny
+ * objects of 8..15 bytes are aligned to 8 inside their block (Go aligns 12
+ * to 4), smaller ones follow Go's 4/2 rules.
+ *
+ * The fast paths (ga_malloc, ga_malloc_atomic for >= 16 bytes) take no lock
+ * and no atomic read-modify-write: about 20 instructions on a hit.
+ *
+ * Zeroing: a span whose pages were fresh (never used, or released to the OS)
+ * has needzero = 0 until its first free; calloc only clears when needzero.
+ *
+ * Errors: impossible sizes and out-of-memory give NULL with errno = ENOMEM
+ * and leave the heap unchanged.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "internal.h"
+
+static void *fail_nomem(void) {
+  errno = ENOMEM;
+  return NULL;
+}
+
+/* Large objects: a span of whole pages of their own (Go's allocLarge). */
+static uintptr_t alloc_large(size_t size, unsigned noscan, uintptr_t align_pages,
+                             mspan **out) {
+  ga__ensure_init();
+  if (size > GA_MAX_ALLOC) return 0;
+  uintptr_t npages = (size + GA_PAGE_SIZE - 1) >> GA_PAGE_SHIFT;
+  mspan *s = ga__mheap_alloc(npages, align_pages, noscan, false);
+  if (s == NULL) return 0;
+  ga__storeBits(&s->allocBits[0], 1);
+  s->allocCount = 1;
+  s->freeindex = 1;
+  s->allocCache = 0;
+  *out = s;
+  return s->startAddr;
+}
+
+/* Small object of span class spc from the calling thread's cache. */
+static inline uintptr_t alloc_small(unsigned spc) {
+  uintptr_t p = ga__nextFreeFast(ga__tls_cache->alloc[spc]);
+  if (GA_UNLIKELY(p == 0)) p = ga__mcache_nextFree(spc);
+  return p;
+}
+
+/* Go's tiny allocator. noscan, 1 <= size < 16. */
+static uintptr_t alloc_tiny(size_t size) {
+  mcache *c = ga__tls_cache;
+  uintptr_t off = c->tinyoffset;
+  if (size >= 8)
+    off = (off + 7) & ~(uintptr_t)7;
+  else if ((size & 3) == 0)
+    off = (off + 3) & ~(uintptr_t)3;
+  else if ((size & 1) == 0)
+    off = (off + 1) & ~(uintptr_t)1;
+  if (off + size <= GA_TINY_SIZE && c->tiny != 0) {
+    c->tinyoffset = off + size;
+    c->tinyAllocs++;
+    return c->tiny + off;
+  }
+  uintptr_t block = ga__nextFreeFast(c->alloc[GA_TINY_CENTRAL]);
+  if (block == 0) {
+    block = ga__mcache_nextFree(GA_TINY_CENTRAL);
+    if (block == 0) return 0;
+    c = ga__tls_cache; /* may have been created just now */
+  }
+  c->tinyAllocs++;
+  /* Keep whichever block has more room left (Go's rule). */
+  if (size < c->tinyoffset || c->tiny == 0) {
+    c->tiny = block;
+    c->tinyoffset = size;
+  }
+  return block;
+}
+
+/* Everything that is not a small-object cache hit (Go's mallocgc). */
+static GA_NOINLINE void *mallocgc(size_t size, unsigned noscan) {
+  uintptr_t p;
+  if (size == 0) size = 1; /* a unique, freeable pointer, like glibc */
+  if (size > GA_MAX_SMALL_SIZE) {
+    mspan *s;
+    p = alloc_large(size, noscan, 1, &s);
+  } else if (noscan && size < GA_TINY_SIZE) {
+    p = alloc_tiny(size);
+  } else {
+    p = alloc_small((ga__malloc_size_to_class(size) << 1) | noscan);
+  }
+  if (p == 0) return fail_nomem();
+  GA_VG_MALLOC((void *)p, size, 0);
+  return (void *)p;
+}
+
+void *ga_malloc(size_t size) {
+  /* size 0 maps to span class 0, whose cache slot is always the empty span:
+   * it falls through to mallocgc with no extra test here. */
+  if (GA_LIKELY(size <= GA_SMALL_SIZE_MAX - 8)) {
+    unsigned spc = (unsigned)ga__malloc_size_to_class8[(size + 7) >> 3] << 1;
+    uintptr_t p = ga__nextFreeFast(ga__tls_cache->alloc[spc]);
+    if (GA_LIKELY(p != 0)) {
+      GA_VG_MALLOC((void *)p, size, 0);
+      return (void *)p;
+    }
+  }
+  return mallocgc(size, 0);
+}
+
+void *ga_malloc_atomic(size_t size) {
+  if (GA_LIKELY(size <= GA_SMALL_SIZE_MAX - 8 && size >= GA_TINY_SIZE)) {
+    unsigned spc =
+        ((unsigned)ga__malloc_size_to_class8[(size + 7) >> 3] << 1) | 1;
+    uintptr_t p = ga__nextFreeFast(ga__tls_cache->alloc[spc]);
+    if (GA_LIKELY(p != 0)) {
+      GA_VG_MALLOC((void *)p, size, 0);
+      return (void *)p;
+    }
+  }
+  return mallocgc(size, 1);
+}
+
+void *ga_calloc(size_t n, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(n, size, &total)) return fail_nomem();
+  if (total == 0) total = 1;
+  uintptr_t p;
+  mspan *s;
+  if (total > GA_MAX_SMALL_SIZE) {
+    p = alloc_large(total, 0, 1, &s);
+  } else {
+    unsigned spc = ga__malloc_size_to_class(total) << 1;
+    p = alloc_small(spc);
+    s = ga__tls_cache->alloc[spc]; /* the span the slot came from */
+  }
+  if (p == 0) return fail_nomem();
+  GA_VG_MALLOC((void *)p, total, 1);
+  if (s->needzero) memset((void *)p, 0, total);
+  return (void *)p;
+}
+
+/* Slot size of the live object at p (which must be its start). */
+size_t ga__object_size(const void *p, mspan **sp);
+
+void *ga_realloc(void *p, size_t size) {
+  if (p == NULL) return ga_malloc(size);
+  if (size == 0) {
+    ga_free(p);
+    return NULL;
+  }
+  mspan *s;
+  size_t have = ga__object_size(p, &s); /* aborts on a bad pointer */
+  unsigned noscan = s->spanclass & 1;
+  /* In place while the slot still fits and is not more than twice too big
+   * (shrinking further moves the object so the memory can be reused). */
+  if (size <= have && (size > have / 2 || have <= GA_TINY_SIZE)) return p;
+  void *q = noscan ? ga_malloc_atomic(size) : ga_malloc(size);
+  if (q == NULL) return NULL;
+  memcpy(q, p, have < size ? have : size);
+  ga_free(p);
+  return q;
+}
+
+void *ga_aligned_alloc(size_t align, size_t size) {
+  if (align == 0 || (align & (align - 1)) != 0) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (align <= 16) return ga_malloc(size < align ? align : size);
+  if (size > GA_MAX_ALLOC) return fail_nomem();
+  if (size == 0) size = 1;
+  uintptr_t p = 0;
+  if (align <= GA_PAGE_SIZE) {
+    /* A class whose size is a multiple of align has every slot aligned,
+     * since spans start on a page boundary. Powers of two up to 32 KiB are
+     * classes, so one is always found for a small enough request. */
+    size_t want = (size + align - 1) & ~(align - 1);
+    if (want <= GA_MAX_SMALL_SIZE) {
+      unsigned cl = ga__malloc_size_to_class(want);
+      while (cl < GA_NUM_SIZE_CLASSES && ga__class_to_size[cl] % align != 0)
+        cl++;
+      if (cl < GA_NUM_SIZE_CLASSES) {
+        p = alloc_small(cl << 1);
+        if (p == 0) return fail_nomem();
+        GA_VG_MALLOC((void *)p, size, 0);
+        return (void *)p;
+      }
+    }
+  }
+  mspan *s;
+  uintptr_t align_pages = align > GA_PAGE_SIZE ? align / GA_PAGE_SIZE : 1;
+  /* Large spans are whole pages; a large request below 32 KiB is fine. */
+  p = alloc_large(size, 0, align_pages, &s);
+  if (p == 0) return fail_nomem();
+  GA_VG_MALLOC((void *)p, size, 0);
+  return (void *)p;
+}

@@ -1,0 +1,117 @@
+/*
+ * mcache.c — per-thread span caches (Go's mcache.go twin; Go has one per P,
+ * goalloc one per thread).
+ *
+ * A thread's cache holds one span per span class (plus one for tiny blocks)
+ * and allocates from it with no lock and no atomic read-modify-write: only
+ * the owning thread touches a cached span's freeindex, allocCache and
+ * allocBits. The pointer to it lives in initial-exec TLS (one load, no
+ * __tls_get_addr call). Before a thread's first allocation the pointer holds
+ * ga__emptycache, whose slots all point to ga__emptyspan, so the fast path
+ * needs no NULL test: it fails over to the slow path, which creates the
+ * cache.
+ *
+ * Refill (Go's mcache.refill): when the cached span of a class is used up,
+ * first fold in frees made by other threads and, if the span has room again
+ * (frees below freeindex), start it over from slot 0; otherwise hand it back
+ * to mcentral and take another.
+ *
+ * Thread exit: a pthread key destructor gives every cached span back
+ * (releaseAll) and recycles the mcache record, so programs that create and
+ * join many threads do not grow.
+ */
+#include <pthread.h>
+
+#include "internal.h"
+
+mcache ga__emptycache = {
+    .alloc = {[0 ... GA_NUM_CENTRALS - 1] = &ga__emptyspan},
+};
+
+__thread mcache *ga__tls_cache __attribute__((tls_model("initial-exec"))) =
+    &ga__emptycache;
+
+static fixalloc cachealloc; /* under the heap lock */
+static pthread_key_t cache_key;
+
+void ga__mheap_lock(void);
+void ga__mheap_unlock(void);
+
+static void thread_exit(void *arg) {
+  mcache *c = arg;
+  ga__mcache_releaseAll(c);
+  ga__tls_cache = &ga__emptycache;
+  ga__mheap_lock();
+  ga__fixalloc_free(&cachealloc, c);
+  ga__mheap_unlock();
+}
+
+void ga__mcache_init(void) {
+  ga__fixalloc_init(&cachealloc, sizeof(mcache));
+  pthread_key_create(&cache_key, thread_exit);
+}
+
+static mcache *allocmcache(void) {
+  ga__mheap_lock();
+  mcache *c = ga__fixalloc_alloc(&cachealloc);
+  ga__mheap_unlock();
+  if (c == NULL) return NULL;
+  for (unsigned i = 0; i < GA_NUM_CENTRALS; i++) c->alloc[i] = &ga__emptyspan;
+  pthread_setspecific(cache_key, c);
+  return c;
+}
+
+/* Make c->alloc[ci] a span with a free slot; NULL if out of memory. */
+static mspan *refill(mcache *c, unsigned ci) {
+  mspan *s = c->alloc[ci];
+  if (s != &ga__emptyspan) {
+    ga__span_collect(s);
+    if (s->allocCount < s->nelems) {
+      /* Frees behind the cursor made room: start over (no lock needed). */
+      ga__span_rewind(s);
+      return s;
+    }
+    c->alloc[ci] = &ga__emptyspan;
+    ga__mcentral_uncacheSpan(s);
+  }
+  s = ga__mcentral_cacheSpan(ci, c);
+  if (s == NULL) return NULL;
+  c->alloc[ci] = s;
+  return s;
+}
+
+uintptr_t ga__mcache_nextFree(unsigned ci) {
+  ga__ensure_init();
+  mcache *c = ga__tls_cache;
+  if (GA_UNLIKELY(c == &ga__emptycache)) {
+    c = allocmcache();
+    if (c == NULL) return 0;
+    ga__tls_cache = c;
+  }
+  mspan *s = c->alloc[ci];
+  for (;;) {
+    unsigned idx = ga__span_nextFreeIndex(s);
+    if (idx < s->nelems) {
+      _Atomic uint64_t *w = &s->allocBits[idx >> 6];
+      ga__storeBits(w, ga__loadBits(w) | ((uint64_t)1 << (idx & 63)));
+      s->allocCount++;
+      return s->startAddr + idx * s->elemsize;
+    }
+    s = refill(c, ci);
+    if (s == NULL) return 0;
+  }
+}
+
+void ga__mcache_releaseAll(mcache *c) {
+  if (c == &ga__emptycache) return;
+  for (unsigned i = 0; i < GA_NUM_CENTRALS; i++) {
+    mspan *s = c->alloc[i];
+    if (s == &ga__emptyspan) continue;
+    c->alloc[i] = &ga__emptyspan;
+    ga__mcentral_uncacheSpan(s);
+  }
+  c->tiny = 0;
+  c->tinyoffset = 0;
+}
+
+void ga_thread_flush(void) { ga__mcache_releaseAll(ga__tls_cache); }

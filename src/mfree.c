@@ -1,0 +1,174 @@
+/*
+ * mfree.c — explicit free and pointer validation. Go has no twin: Go frees
+ * only by sweeping. goalloc lets C programs free, from any thread, and
+ * checks every pointer it is given.
+ *
+ * Three paths:
+ *   owner   the freeing thread's cache owns the object's span: clear the
+ *           allocBit, and if the slot is in the current 64-slot allocation
+ *           window, hand it straight back to nextFreeFast (set its allocCache
+ *           bit, or rewind freeindex to it). No lock, no atomic RMW; about 25
+ *           instructions.
+ *   remote  any other small object: one atomic fetch-or of the object's bit
+ *           into span.freeBits (no lock). The owner (or mcentral, for a span
+ *           in no cache) folds the bits into allocBits when it next looks
+ *           for room (ga__span_collect). A span whose objects are all free
+ *           goes back to mheap when it is folded.
+ *   large   a span of its own: one atomic fetch-or claims the free (so a
+ *           concurrent double free is caught), then the pages go back to
+ *           mheap under its lock.
+ *
+ * Validation (always on, fast path included): the pointer must map to an
+ * in-use span, lie within it, be the first byte of a slot (the multiply-
+ * and-shift index times elemsize must give it back) and that slot must be
+ * allocated. Otherwise ga__bad_pointer says which rule failed, with the
+ * address, and aborts. A double free is caught whether the first free was
+ * by the owner or by another thread, and whatever the neighbours' states.
+ * Not detectable by any allocator: freeing an object that has since been
+ * freed and allocated again (the pointer is live again).
+ *
+ * Tiny objects (ga_malloc_atomic of < 16 bytes) share 16-byte blocks and are
+ * not freed one by one: ga_free checks that the pointer is inside a live
+ * tiny block and returns. The collector reclaims the block.
+ */
+#include "internal.h"
+
+static const char NOT_OURS[] =
+    "invalid pointer: not allocated by goalloc (wild, stack or global address)";
+static const char INTERIOR[] = "invalid pointer: points inside an object";
+static const char DOUBLE_FREE[] = "double free: the object is already free";
+
+/* Is slot idx of s live (allocated and not freed by another thread)? */
+static bool slot_live(mspan *s, uintptr_t idx) {
+  uint64_t m = (uint64_t)1 << (idx & 63);
+  return (ga__loadBits(&s->allocBits[idx >> 6]) & m) &&
+         !(atomic_load_explicit(&s->freeBits[idx >> 6], memory_order_relaxed) &
+           m);
+}
+
+/* The in-use span containing address a, or NULL. */
+static mspan *span_containing(uintptr_t a) {
+  mspan *s = ga__spanOf(a);
+  if (atomic_load_explicit(&s->state, memory_order_acquire) != mSpanInUse)
+    return NULL;
+  if (a < s->startAddr || a - s->startAddr >= s->npages * GA_PAGE_SIZE)
+    return NULL;
+  return s;
+}
+
+/* Classify pointer a for function fn: return its span if a is the start of
+ * a live object (or inside a live tiny block), else report and abort. */
+static mspan *checked_object(uintptr_t a, const char *fn, uintptr_t *idxp) {
+  mspan *s = span_containing(a);
+  if (s == NULL) ga__bad_pointer(fn, (void *)a, NOT_OURS, 0);
+  uintptr_t off = a - s->startAddr;
+  uintptr_t idx = (s->spanclass >> 1) == 0 ? (off == 0 ? 0 : 1)
+                                           : ga__objIndex(s, off);
+  if ((s->spanclass >> 1) == 0 && off != 0) {
+    if (!slot_live(s, 0)) ga__bad_pointer(fn, (void *)a, NOT_OURS, 0);
+    ga__bad_pointer(fn, (void *)a, INTERIOR, s->startAddr);
+  }
+  if (idx >= s->nelems) ga__bad_pointer(fn, (void *)a, NOT_OURS, 0);
+  uintptr_t base = s->startAddr + idx * s->elemsize;
+  bool live = slot_live(s, idx);
+  if (s->tiny) {
+    if (!live)
+      ga__bad_pointer(fn, (void *)a,
+                      "invalid pointer: inside a tiny block that is not live",
+                      0);
+  } else if (base != a) {
+    ga__bad_pointer(fn, (void *)a, live ? INTERIOR : NOT_OURS,
+                    live ? base : 0);
+  } else if (!live) {
+    ga__bad_pointer(fn, (void *)a, DOUBLE_FREE, 0);
+  }
+  *idxp = idx;
+  return s;
+}
+
+/* Everything the owner fast path does not handle: NULL, remote and large
+ * frees, tiny objects, and bad pointers (reported, never ignored). */
+static GA_NOINLINE void free_slow(uintptr_t a) {
+  if (a == 0) return;
+  uintptr_t idx;
+  mspan *s = checked_object(a, "ga_free", &idx);
+  if (s->tiny) return; /* freed with its block, by the collector */
+  uint64_t m = (uint64_t)1 << (idx & 63);
+  uint64_t old = atomic_fetch_or_explicit(&s->freeBits[idx >> 6], m,
+                                          memory_order_acq_rel);
+  if (old & m) ga__bad_pointer("ga_free", (void *)a, DOUBLE_FREE, 0);
+  GA_VG_FREE((void *)a);
+  if ((s->spanclass >> 1) == 0) {
+    ga__mheap_freeSpan(s);
+    return;
+  }
+  /* Unconditional plain store (not an RMW): see ga__span_collect. */
+  atomic_store_explicit(&s->remotePending, 1, memory_order_release);
+}
+
+void ga_free(void *p) {
+  uintptr_t a = (uintptr_t)p;
+  mspan *s = ga__spanOf(a);
+  mcache *c = ga__tls_cache;
+  if (GA_LIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) == c)) {
+    uintptr_t off = a - s->startAddr;
+    uintptr_t idx = ga__objIndex(s, off);
+    if (GA_LIKELY(idx * s->elemsize == off && idx < s->nelems)) {
+      _Atomic uint64_t *w = &s->allocBits[idx >> 6];
+      uint64_t m = (uint64_t)1 << (idx & 63);
+      uint64_t bits = ga__loadBits(w);
+      if (GA_LIKELY(bits & m)) {
+        GA_VG_FREE(p);
+        ga__storeBits(w, bits & ~m);
+        s->allocCount--;
+        s->needzero = 1;
+        unsigned fi = s->freeindex;
+        if ((idx >> 6) == (fi >> 6)) {
+          /* The slot is in the current allocation window: reuse it next. */
+          if (idx >= fi) {
+            s->allocCache |= (uint64_t)1 << (idx - fi);
+          } else {
+            s->allocCache = (s->allocCache << (fi - idx)) | 1;
+            s->freeindex = (uint16_t)idx;
+          }
+        }
+        return;
+      }
+    }
+  }
+  free_slow(a);
+}
+
+size_t ga__object_size(const void *p, mspan **sp) {
+  uintptr_t idx, a = (uintptr_t)p;
+  mspan *s = checked_object(a, "ga_realloc", &idx);
+  *sp = s;
+  if (s->tiny) {
+    /* The block is shared: only the room to its end is known. */
+    return s->startAddr + idx * s->elemsize + s->elemsize - a;
+  }
+  return s->elemsize;
+}
+
+size_t ga_usable_size(const void *p) {
+  if (p == NULL) return 0;
+  uintptr_t idx, a = (uintptr_t)p;
+  mspan *s = checked_object(a, "ga_usable_size", &idx);
+  if (s->tiny) return s->startAddr + idx * s->elemsize + s->elemsize - a;
+  return s->elemsize;
+}
+
+mspan *ga__findObject(uintptr_t p, uintptr_t *base) {
+  mspan *s = span_containing(p);
+  if (s == NULL) return NULL;
+  uintptr_t off = p - s->startAddr;
+  uintptr_t idx = (s->spanclass >> 1) == 0 ? 0 : ga__objIndex(s, off);
+  if (idx >= s->nelems || p >= s->limit || !slot_live(s, idx)) return NULL;
+  *base = s->startAddr + idx * s->elemsize;
+  return s;
+}
+
+int ga_owns(const void *p) {
+  uintptr_t base;
+  return ga__findObject((uintptr_t)p, &base) != NULL;
+}

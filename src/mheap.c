@@ -1,0 +1,282 @@
+/*
+ * mheap.c — the page heap (Go's mheap.go twin): arenas reserved from the OS,
+ * the address -> span map, span allocation and freeing, and heap growth.
+ *
+ * Address space. The heap is reserved in 64 MiB arenas aligned to 64 MiB,
+ * starting at Go's hint 0xc000000000 and growing upward, so that a heap of
+ * any size stays one dense range when the OS allows it. Each arena has a
+ * heapArena record, allocated off the heap and published in ga__arenas[]
+ * (indexed by address >> 26) with a release store; entries never go back to
+ * NULL. Arenas are mapped read-write only as the page allocator is grown over
+ * them, in 4 MiB chunks; fresh chunks enter the page allocator as free and
+ * "scavenged" (zero, costing no RSS).
+ *
+ * Span lookup is O(1): ga__spanOf(p) = ga__arenas[p>>26]->spans[page]. Every
+ * page of an in-use span maps to it. Entries of free pages are stale (they
+ * point to whatever span last held the page, or to ga__emptyspan), so a
+ * lock-free reader checks the span's state (acquire) and range before using
+ * it. mspan records are never unmapped (fixalloc), so a stale pointer is
+ * always safe to read.
+ *
+ * Publication (Go's invariant 3): all span fields are written first, then
+ * spans[] entries, then state = mSpanInUse with a release store.
+ *
+ * Zeroing: the page allocator reports how many allocated pages were
+ * scavenged. Scavenged pages are fresh from mmap or were released with
+ * MADV_DONTNEED, so they read as zero: a span made only of such pages has
+ * needzero = 0 and calloc does not clear it again. (Go uses a per-arena
+ * zeroedBase high-water mark instead and does not trust released pages;
+ * never switch the OS layer to MADV_FREE without revisiting this.)
+ *
+ * Reclaim before growth: objects freed by threads that do not own their
+ * span sit in span.freeBits until someone folds them in. Before growing the
+ * heap, mheap asks every mcentral to fold them and free spans that became
+ * empty (ga__mcentral_reclaimAll), at most once per quarter of the heap
+ * grown, so the cost stays amortised O(1) per page.
+ *
+ * Locking: mheap.lock guards the page allocator, arena growth, the spans
+ * map writes and the span/bitmap fixallocs. Lock order: mcentral -> mheap.
+ */
+#include <string.h>
+
+#include "internal.h"
+#include "mpagealloc.h"
+
+heapArena *_Atomic ga__arenas[GA_ARENA_L2_ENTRIES];
+
+/* nelems 0 and allocCache 0 make every fast path fall through to the slow
+ * path; state dead makes every pointer lookup on it fail. */
+mspan ga__emptyspan;
+
+#define ARENA_HINT_START ((uintptr_t)0xc000000000)
+
+static struct {
+  ga_mutex lock;
+  fixalloc spanalloc;
+  uintptr_t curArena, curArenaEnd; /* reserved, not yet given to pages */
+  uintptr_t hint;                  /* where to try reserving next */
+  uint32_t sweepgen;
+  /* counters (under lock) */
+  uintptr_t pagesInUse;
+  uintptr_t heapSys;
+  uintptr_t spansInUse;
+  uintptr_t largeInUse;
+  uintptr_t grownSinceReclaim; /* pages grown since the last reclaim pass */
+} mheap_;
+
+/* ---- init ------------------------------------------------------------- */
+
+_Atomic int ga__inited;
+static _Atomic int init_state; /* 0 none, 1 running, 2 done */
+
+void ga__mcache_init(void);
+void ga__mcentral_init(void);
+void ga__bits_init(void);
+
+void ga__init_slow(void) {
+  int expect = 0;
+  if (atomic_compare_exchange_strong(&init_state, &expect, 1)) {
+    ga__pages_init();
+    ga__fixalloc_init(&mheap_.spanalloc, sizeof(mspan));
+    mheap_.hint = ARENA_HINT_START;
+    mheap_.sweepgen = 0;
+    ga__bits_init();
+    ga__mcentral_init();
+    ga__mcache_init();
+    atomic_store(&init_state, 2);
+    atomic_store_explicit(&ga__inited, 1, memory_order_release);
+    return;
+  }
+  while (atomic_load(&init_state) != 2) __builtin_ia32_pause();
+}
+
+/* ---- growth ----------------------------------------------------------- */
+
+/* Publish heapArena records for every arena in [base, end). */
+static bool arena_publish(uintptr_t base, uintptr_t end) {
+  for (uintptr_t a = base; a < end; a += GA_ARENA_BYTES) {
+    uintptr_t idx = a >> GA_ARENA_SHIFT;
+    if (atomic_load_explicit(&ga__arenas[idx], memory_order_relaxed) != NULL)
+      continue;
+    heapArena *ha = ga__sys_alloc(sizeof(heapArena));
+    if (ha == NULL) return false;
+    for (uintptr_t i = 0; i < GA_PAGES_PER_ARENA; i++)
+      ha->spans[i] = &ga__emptyspan;
+    atomic_store_explicit(&ga__arenas[idx], ha, memory_order_release);
+  }
+  return true;
+}
+
+/* Reserve at least `bytes` more address space (a multiple of 64 MiB) and
+ * make it the current arena range. Heap lock held. */
+static bool arena_reserve(uintptr_t bytes) {
+  /* At the hint if possible (a contiguous heap keeps the arena map and the
+   * page allocator's summaries dense), else anywhere; later hints continue
+   * after wherever we landed. */
+  uintptr_t hint = mheap_.hint;
+  if (hint + bytes < hint || ((hint + bytes) >> GA_ADDR_BITS) != 0) hint = 0;
+  uintptr_t p = ga__sys_reserve(hint, bytes, GA_ARENA_BYTES);
+  if (p == 0 || ((p + bytes - 1) >> GA_ADDR_BITS) != 0) return false;
+  if (!arena_publish(p, p + bytes)) return false;
+  mheap_.hint = p + bytes;
+  if (p == mheap_.curArenaEnd && p != 0) { /* contiguous: extend */
+    mheap_.curArenaEnd = p + bytes;
+    return true;
+  }
+  if (mheap_.curArenaEnd > mheap_.curArena) {
+    /* Not contiguous: hand the rest of the old range to the page allocator
+     * now so that it is not lost (it is whole chunks). */
+    uintptr_t n = mheap_.curArenaEnd - mheap_.curArena;
+    if (ga__sys_map(mheap_.curArena, n) == 0) {
+      ga__pages_grow(mheap_.curArena, n / GA_PAGE_SIZE);
+      mheap_.heapSys += n;
+    }
+  }
+  mheap_.curArena = p;
+  mheap_.curArenaEnd = p + bytes;
+  return true;
+}
+
+/* Go's mheap.grow: add at least npages to the page allocator, in whole
+ * 4 MiB chunks. Heap lock held. */
+static bool mheap_grow(uintptr_t npages) {
+  uintptr_t chunks = (npages + GA_PALLOC_CHUNK_PAGES - 1) / GA_PALLOC_CHUNK_PAGES;
+  uintptr_t bytes = chunks * GA_PALLOC_CHUNK_BYTES;
+  if (mheap_.curArenaEnd - mheap_.curArena < bytes &&
+      !arena_reserve((bytes + GA_ARENA_BYTES - 1) & ~(GA_ARENA_BYTES - 1)))
+    return false;
+  uintptr_t base = mheap_.curArena;
+  if (ga__sys_map(base, bytes) != 0) return false;
+  mheap_.curArena += bytes;
+  ga__pages_grow(base, bytes / GA_PAGE_SIZE);
+  mheap_.heapSys += bytes;
+  mheap_.grownSinceReclaim += bytes / GA_PAGE_SIZE;
+  return true;
+}
+
+/* ---- span allocation -------------------------------------------------- */
+
+static void set_spans(mspan *s, mspan *v) {
+  uintptr_t p = s->startAddr, end = p + s->npages * GA_PAGE_SIZE;
+  while (p < end) {
+    heapArena *ha = atomic_load_explicit(&ga__arenas[p >> GA_ARENA_SHIFT],
+                                         memory_order_relaxed);
+    uintptr_t i = (p >> GA_PAGE_SHIFT) & (GA_PAGES_PER_ARENA - 1);
+    for (; i < GA_PAGES_PER_ARENA && p < end; i++, p += GA_PAGE_SIZE)
+      ha->spans[i] = v;
+  }
+}
+
+static void page_in_use(uintptr_t base, bool on) {
+  heapArena *ha = atomic_load_explicit(&ga__arenas[base >> GA_ARENA_SHIFT],
+                                       memory_order_relaxed);
+  uintptr_t i = (base >> GA_PAGE_SHIFT) & (GA_PAGES_PER_ARENA - 1);
+  if (on)
+    ha->pageInUse[i / 8] |= (uint8_t)(1u << (i % 8));
+  else
+    ha->pageInUse[i / 8] &= (uint8_t)~(1u << (i % 8));
+}
+
+/* Should allocation fold remote frees in before growing? Once per quarter
+ * of the heap (at least 4 MiB) grown since the last pass. */
+static bool want_reclaim(void) {
+  uintptr_t q = mheap_.pagesInUse / 4;
+  if (q < GA_PALLOC_CHUNK_PAGES) q = GA_PALLOC_CHUNK_PAGES;
+  return mheap_.grownSinceReclaim >= q;
+}
+
+mspan *ga__mheap_alloc(uintptr_t npages, uintptr_t align_pages, unsigned spc,
+                       bool tiny) {
+  uintptr_t scav = 0, base;
+  ga_mutex_lock(&mheap_.lock);
+  base = ga__pages_alloc(npages, align_pages, &scav);
+  if (base == 0 && want_reclaim()) {
+    mheap_.grownSinceReclaim = 0;
+    ga_mutex_unlock(&mheap_.lock);
+    ga__mcentral_reclaimAll(); /* takes mcentral locks, then ours */
+    ga_mutex_lock(&mheap_.lock);
+    base = ga__pages_alloc(npages, align_pages, &scav);
+  }
+  if (base == 0) {
+    if (npages + align_pages < npages || !mheap_grow(npages + align_pages - 1)) {
+      ga_mutex_unlock(&mheap_.lock);
+      return NULL;
+    }
+    base = ga__pages_alloc(npages, align_pages, &scav);
+    if (base == 0) ga__throw("page allocator failed after heap growth");
+  }
+  mspan *s = ga__fixalloc_alloc(&mheap_.spanalloc);
+  if (s == NULL) {
+    ga__pages_free(base, npages);
+    ga_mutex_unlock(&mheap_.lock);
+    return NULL;
+  }
+  unsigned cl = spc >> 1;
+  s->startAddr = base;
+  s->npages = npages;
+  s->spanclass = (uint8_t)spc;
+  if (cl == 0) {
+    s->elemsize = npages * GA_PAGE_SIZE;
+    s->nelems = 1;
+    s->divMul = 0;
+  } else {
+    s->elemsize = ga__class_to_size[cl];
+    s->nelems = ga__class_to_nelems[cl];
+    s->divMul = ga__class_to_divmagic[cl];
+  }
+  s->limit = base + s->elemsize * s->nelems;
+  s->tiny = tiny;
+  s->needzero = scav != npages;
+  s->freeindex = 0;
+  s->allocCache = ~(uint64_t)0;
+  s->allocCount = 0;
+  s->list = SPAN_LIST_NONE;
+  atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+  atomic_store_explicit(&s->remotePending, 0, memory_order_relaxed);
+  atomic_store_explicit(&s->sweepgen, mheap_.sweepgen, memory_order_relaxed);
+  ga__span_allocBits(s);
+  if (s->allocBits == NULL) {
+    ga__fixalloc_free(&mheap_.spanalloc, s);
+    ga__pages_free(base, npages);
+    ga_mutex_unlock(&mheap_.lock);
+    return NULL;
+  }
+  set_spans(s, s);
+  atomic_store_explicit(&s->state, mSpanInUse, memory_order_release);
+  page_in_use(base, true);
+  mheap_.pagesInUse += npages;
+  mheap_.spansInUse++;
+  if (cl == 0) mheap_.largeInUse++;
+  ga_mutex_unlock(&mheap_.lock);
+  GA_VG_NOACCESS((void *)base, npages * GA_PAGE_SIZE);
+  return s;
+}
+
+void ga__mheap_freeSpan(mspan *s) {
+  ga_mutex_lock(&mheap_.lock);
+  if (atomic_load_explicit(&s->state, memory_order_relaxed) != mSpanInUse)
+    ga__throw("freeSpan of a span not in use");
+  atomic_store_explicit(&s->state, mSpanDead, memory_order_release);
+  page_in_use(s->startAddr, false);
+  mheap_.pagesInUse -= s->npages;
+  mheap_.spansInUse--;
+  if ((s->spanclass >> 1) == 0) mheap_.largeInUse--;
+  ga__pages_free(s->startAddr, s->npages);
+  ga__span_freeBitsStorage(s);
+  ga__fixalloc_free(&mheap_.spanalloc, s);
+  ga_mutex_unlock(&mheap_.lock);
+}
+
+void ga__mheap_counters(ga_heap_counters *out) {
+  ga_mutex_lock(&mheap_.lock);
+  out->pagesInUse = mheap_.pagesInUse;
+  out->heapSys = mheap_.heapSys;
+  out->heapReleased = ga__pages_scavenged_count() * GA_PAGE_SIZE;
+  out->spansInUse = mheap_.spansInUse;
+  out->largeInUse = mheap_.largeInUse;
+  ga_mutex_unlock(&mheap_.lock);
+}
+
+/* The bitmap pools live in mbitmap.c but are only touched under our lock. */
+void ga__mheap_lock(void) { ga_mutex_lock(&mheap_.lock); }
+void ga__mheap_unlock(void) { ga_mutex_unlock(&mheap_.lock); }

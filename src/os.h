@@ -1,0 +1,53 @@
+/*
+ * os.h — the narrow OS layer: every system call the heap makes goes through
+ * one of these primitives (implemented in os_linux.c). Nothing above this
+ * layer calls mmap/madvise/write directly.
+ *
+ * Address-space states (Go's): Reserved (PROT_NONE, no memory) -> Ready
+ * (readable/writable; pages appear zero-filled on first touch) -> released
+ * (MADV_DONTNEED: back to zero-fill-on-demand, so still known zero).
+ */
+#ifndef GA_OS_H
+#define GA_OS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Reserve `size` bytes of address space (PROT_NONE), aligned to `align` (a
+ * power of two), near `hint` if that address is free. Returns 0 on failure.
+ * The reservation uses no memory until ga__sys_map. */
+uintptr_t ga__sys_reserve(uintptr_t hint, size_t size, size_t align);
+
+/* Make [p, p+size) of a reservation readable and writable. Fresh pages read
+ * as zero. Returns 0 on success, -1 on failure (ENOMEM). */
+int ga__sys_map(uintptr_t p, size_t size);
+
+/* Tell the OS the pages in [p, p+size) are unused (MADV_DONTNEED): memory is
+ * returned at once and the pages read as zero on their next touch. */
+void ga__sys_unused(uintptr_t p, size_t size);
+
+/* Map `size` bytes of zeroed, readable, writable memory anywhere, for off-heap
+ * metadata (MAP_NORESERVE: pages are committed only when touched).
+ * Returns NULL on failure. */
+void *ga__sys_alloc(size_t size);
+
+/* Return memory from ga__sys_alloc. */
+void ga__sys_free(void *p, size_t size);
+
+/* Write a message to stderr without allocating (usable in any state). */
+void ga__sys_write_err(const char *msg, size_t len);
+
+/* Monotonic clock in nanoseconds. */
+int64_t ga__sys_nanotime(void);
+
+/* Size of an OS page. */
+size_t ga__sys_pagesize(void);
+
+/* Number of online CPUs (at least 1). */
+int ga__sys_ncpu(void);
+
+/* futex wait/wake on a 32-bit word (private to the process). */
+void ga__sys_futex_wait(uint32_t *addr, uint32_t val);
+void ga__sys_futex_wake(uint32_t *addr, int n);
+
+#endif /* GA_OS_H */
