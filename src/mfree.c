@@ -31,12 +31,18 @@
  * not freed one by one: ga_free checks that the pointer is inside a live
  * tiny block and returns. The collector reclaims the block.
  */
+#include <string.h>
+
 #include "internal.h"
 
 static const char NOT_OURS[] =
     "invalid pointer: not allocated by goalloc (wild, stack or global address)";
 static const char INTERIOR[] = "invalid pointer: points inside an object";
 static const char DOUBLE_FREE[] = "double free: the object is already free";
+static const char USE_AFTER_FREE[] =
+    "use after free: the object is already free";
+static const char FREED_SPAN[] =
+    "double free or use after free: the memory here was freed";
 
 /* Is slot idx of s live (allocated and not freed by another thread)? */
 static bool slot_live(mspan *s, uintptr_t idx) {
@@ -60,7 +66,15 @@ static mspan *span_containing(uintptr_t a) {
  * a live object (or inside a live tiny block), else report and abort. */
 static mspan *checked_object(uintptr_t a, const char *fn, uintptr_t *idxp) {
   mspan *s = span_containing(a);
-  if (s == NULL) ga__bad_pointer(fn, (void *)a, NOT_OURS, 0);
+  if (s == NULL) {
+    /* A stale map entry still describes the span that last held the page:
+     * if it covered a, this is most likely a free of freed memory. */
+    mspan *old = ga__spanOf(a);
+    if (old != &ga__emptyspan && a >= old->startAddr &&
+        a - old->startAddr < old->npages * GA_PAGE_SIZE)
+      ga__bad_pointer(fn, (void *)a, FREED_SPAN, 0);
+    ga__bad_pointer(fn, (void *)a, NOT_OURS, 0);
+  }
   uintptr_t off = a - s->startAddr;
   uintptr_t idx = (s->spanclass >> 1) == 0 ? (off == 0 ? 0 : 1)
                                            : ga__objIndex(s, off);
@@ -80,7 +94,8 @@ static mspan *checked_object(uintptr_t a, const char *fn, uintptr_t *idxp) {
     ga__bad_pointer(fn, (void *)a, live ? INTERIOR : NOT_OURS,
                     live ? base : 0);
   } else if (!live) {
-    ga__bad_pointer(fn, (void *)a, DOUBLE_FREE, 0);
+    ga__bad_pointer(fn, (void *)a,
+                    strcmp(fn, "ga_free") == 0 ? DOUBLE_FREE : USE_AFTER_FREE, 0);
   }
   *idxp = idx;
   return s;
@@ -117,7 +132,11 @@ void ga_free(void *p) {
       _Atomic uint64_t *w = &s->allocBits[idx >> 6];
       uint64_t m = (uint64_t)1 << (idx & 63);
       uint64_t bits = ga__loadBits(w);
-      if (GA_LIKELY(bits & m)) {
+      /* Live means allocated and not already freed by another thread (a
+       * pending remote free would otherwise be folded in after the slot is
+       * reused, freeing the new object). */
+      uint64_t pending = ga__loadBits(&s->freeBits[idx >> 6]);
+      if (GA_LIKELY(bits & ~pending & m)) {
         GA_VG_FREE(p);
         ga__storeBits(w, bits & ~m);
         s->allocCount--;
