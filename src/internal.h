@@ -325,11 +325,13 @@ mspan *ga__findObject(uintptr_t p, uintptr_t *base);
 
 #if defined(GOALLOC_VALGRIND) && GOALLOC_VALGRIND
 #include <valgrind/memcheck.h>
+#define GA_VALGRIND_BUILD 1
 #define GA_VG_MALLOC(p, n, z) VALGRIND_MALLOCLIKE_BLOCK((p), (n), 0, (z))
 #define GA_VG_FREE(p) VALGRIND_FREELIKE_BLOCK((p), 0)
 #define GA_VG_NOACCESS(p, n) VALGRIND_MAKE_MEM_NOACCESS((p), (n))
 #define GA_VG_DEFINED(p, n) VALGRIND_MAKE_MEM_DEFINED((p), (n))
 #else
+#define GA_VALGRIND_BUILD 0
 #define GA_VG_MALLOC(p, n, z) ((void)0)
 #define GA_VG_FREE(p) ((void)0)
 #define GA_VG_NOACCESS(p, n) ((void)0)

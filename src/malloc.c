@@ -173,11 +173,18 @@ void *ga_realloc(void *p, size_t size) {
   unsigned noscan = s->spanclass & 1;
   /* In place while the slot still fits and is not more than twice too big
    * (shrinking further moves the object so the memory can be reused). */
-  if (size <= have && (size > have / 2 || have <= GA_TINY_SIZE)) return p;
+  if (size <= have && (size > have / 2 || have <= GA_TINY_SIZE) &&
+      !GA_VALGRIND_BUILD) /* memcheck tracks sizes: always move under it */
+    return p;
   void *q = noscan ? ga_malloc_atomic(size) : ga_malloc(size);
   if (q == NULL) return NULL;
-  memcpy(q, p, have < size ? have : size);
+  size_t copy = have < size ? have : size;
+  /* The whole slot is ours to read, but memcheck only knows the size that
+   * was asked for: tell it, then take it back after the free. */
+  GA_VG_DEFINED(p, copy);
+  memcpy(q, p, copy);
   ga_free(p);
+  if (!s->tiny) GA_VG_NOACCESS(p, copy);
   return q;
 }
 

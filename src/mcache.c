@@ -36,6 +36,7 @@ static pthread_key_t cache_key;
 
 void ga__mheap_lock(void);
 void ga__mheap_unlock(void);
+void ga__fork_register_once(void);
 
 static void thread_exit(void *arg) {
   mcache *c = arg;
@@ -87,6 +88,7 @@ uintptr_t ga__mcache_nextFree(unsigned ci) {
     c = allocmcache();
     if (c == NULL) return 0;
     ga__tls_cache = c;
+    ga__fork_register_once(); /* may malloc: only now that c is installed */
   }
   mspan *s = c->alloc[ci];
   for (;;) {

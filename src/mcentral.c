@@ -173,3 +173,17 @@ uintptr_t ga__mcentral_reclaimAll(void) {
   }
   return pages;
 }
+
+/* fork support: take every mcentral lock (in index order, before the heap
+ * lock, keeping the lock order) so that the child starts with consistent
+ * lists; release them in the parent and reinitialise them in the child. */
+void ga__mcentral_lockAll(void) {
+  for (unsigned i = 0; i < GA_NUM_CENTRALS; i++) ga_mutex_lock(&central[i].lock);
+}
+void ga__mcentral_unlockAll(void) {
+  for (unsigned i = 0; i < GA_NUM_CENTRALS; i++) ga_mutex_unlock(&central[i].lock);
+}
+void ga__mcentral_resetLocksAfterFork(void) {
+  for (unsigned i = 0; i < GA_NUM_CENTRALS; i++)
+    atomic_store_explicit(&central[i].lock.state, 0, memory_order_relaxed);
+}

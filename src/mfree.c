@@ -174,6 +174,8 @@ size_t ga_usable_size(const void *p) {
   uintptr_t idx, a = (uintptr_t)p;
   mspan *s = checked_object(a, "ga_usable_size", &idx);
   if (s->tiny) return s->startAddr + idx * s->elemsize + s->elemsize - a;
+  /* The caller may now use the whole slot: tell memcheck so. */
+  GA_VG_DEFINED(p, s->elemsize);
   return s->elemsize;
 }
 

@@ -280,3 +280,6 @@ void ga__mheap_counters(ga_heap_counters *out) {
 /* The bitmap pools live in mbitmap.c but are only touched under our lock. */
 void ga__mheap_lock(void) { ga_mutex_lock(&mheap_.lock); }
 void ga__mheap_unlock(void) { ga_mutex_unlock(&mheap_.lock); }
+void ga__mheap_resetLockAfterFork(void) {
+  atomic_store_explicit(&mheap_.lock.state, 0, memory_order_relaxed);
+}

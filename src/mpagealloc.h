@@ -33,6 +33,10 @@ void ga__pages_grow(uintptr_t base, uintptr_t npages);
 /* Allocate the lowest-addressed run of npages free pages whose base is a
  * multiple of align_pages*8192 (align_pages a power of two; 1 = any).
  * Returns the base, or 0 if no such run exists (the caller grows the heap).
+ * (With align_pages > 1 on a heap with hundreds of misaligned candidate runs
+ * below the answer, the search stops being exact and returns the aligned
+ * part of the first run of npages + align_pages - 1 pages, as Go does; it
+ * never returns 0 while an aligned run exists. See mpagealloc.c.)
  * *scav receives how many of the allocated pages were scavenged (their
  * scavenged bits are cleared). */
 uintptr_t ga__pages_alloc(uintptr_t npages, uintptr_t align_pages,
@@ -60,5 +64,10 @@ uintptr_t ga__pages_total_count(void);      /* pages ever grown */
  * invariant; returns 0 if consistent, otherwise prints what is wrong to
  * stderr and returns -1. Expensive. */
 int ga__pages_verify(void);
+
+/* Test support: forget every grown range, all counters and all metadata
+ * (its memory is returned to the OS), as if ga__pages_init had never run.
+ * Only for tests that drive the allocator on fake address ranges. */
+void ga__pages_reset(void);
 
 #endif /* GA_MPAGEALLOC_H */

@@ -102,7 +102,10 @@ static void edge_cases(void) {
   CHECK(ga_aligned_alloc(64, SIZE_MAX) == NULL && errno == ENOMEM);
   /* realloc: in place while the class fits, data kept when moving. */
   void *q = ga_realloc(p, 110);
-  CHECK(q == p && check_pattern(q, 100, 7));
+#if !GOALLOC_VALGRIND /* the valgrind build always moves, to keep memcheck exact */
+  CHECK(q == p);
+#endif
+  CHECK(check_pattern(q, 100, 7));
   q = ga_realloc(q, 5000);
   CHECK(q != NULL && check_pattern(q, 100, 7));
   CHECK(ga_realloc(q, 0) == NULL); /* frees */
