@@ -89,7 +89,8 @@ GA_API GA_MALLOC_ATTR void *ga_aligned_alloc(size_t align, size_t size);
  * ga_free: release an object returned by any of the functions above, from any
  * thread. ga_free(NULL) does nothing. A pointer that goalloc did not return,
  * an interior pointer, or an object already freed aborts the process with a
- * message on stderr.
+ * message on stderr. (One race cannot be caught by any allocator: a free
+ * that overlaps the object's reuse after an earlier free.)
  */
 GA_API void ga_free(void *p);
 
@@ -113,6 +114,51 @@ GA_API int ga_owns(const void *p);
  * goes idle for a long time.
  */
 GA_API void ga_thread_flush(void);
+
+/* ---- statistics --------------------------------------------------------
+ * Go's MemStats, in goalloc's words. Counts of other threads' cached spans
+ * are folded in when those spans go back to the heap (refill, thread exit,
+ * ga_thread_flush, or a collection), so Mallocs - Frees == HeapObjects holds
+ * exactly after such a flush and approximately otherwise. */
+#include <stdint.h>
+#include <stdio.h>
+
+#define GA_STATS_VERSION 1
+#define GA_STATS_NUM_CLASSES 68
+
+typedef struct ga_class_stats {
+  size_t size;    /* slot size of the class (0 = large objects) */
+  uint64_t mallocs;
+  uint64_t frees;
+  size_t spans;   /* spans of this class in use */
+} ga_class_stats;
+
+typedef struct ga_stats {
+  unsigned version;       /* set to GA_STATS_VERSION before the call */
+  uint64_t heap_alloc;    /* bytes of allocated objects (slot sizes) */
+  uint64_t total_alloc;   /* cumulative bytes allocated */
+  uint64_t heap_sys;      /* bytes of heap address space mapped */
+  uint64_t heap_idle;     /* bytes in free spans (incl. released) */
+  uint64_t heap_inuse;    /* bytes in spans in use */
+  uint64_t heap_released; /* bytes returned to the OS */
+  uint64_t heap_objects;  /* live objects */
+  uint64_t mallocs;       /* cumulative objects allocated */
+  uint64_t frees;         /* cumulative objects freed (explicitly or by GC) */
+  uint64_t tiny_allocs;   /* tiny objects packed (counted in mallocs too) */
+  uint64_t num_gc;        /* completed collections */
+  uint64_t pause_total_ns;
+  uint64_t pause_ns[256]; /* recent pauses, circular at num_gc % 256 */
+  double gc_cpu_fraction; /* fraction of CPU time spent in the collector */
+  uint64_t next_gc;       /* heap goal of the next collection (bytes) */
+  ga_class_stats by_size[GA_STATS_NUM_CLASSES];
+} ga_stats;
+
+/* ga_read_stats: fill *st (st->version must be GA_STATS_VERSION). Returns 0,
+ * or -1 if the version is not supported. */
+GA_API int ga_read_stats(ga_stats *st);
+
+/* ga_print_stats: a human-readable summary of ga_read_stats. */
+GA_API void ga_print_stats(FILE *f);
 
 #ifdef __cplusplus
 }

@@ -106,38 +106,56 @@ typedef struct mspan {
   uintptr_t elemsize;  /* slot size; npages*8192 for a large span */
   uintptr_t limit;     /* end of object data: startAddr + nelems*elemsize */
 
-  /* Allocation state. While the span is cached these belong to the owner
-   * and are touched with plain loads and stores; otherwise they are guarded
-   * by the mcentral lock. */
-  uint64_t allocCache;  /* ~allocBits from freeindex on: bit0 = freeindex */
-  uint16_t freeindex;   /* scan cursor: slots below it are not offered */
-  uint16_t nelems;      /* slots in the span (1 for large) */
-  uint16_t allocCount;  /* allocated slots (remote frees not yet folded in
-                           still count) */
-  uint8_t spanclass;    /* sizeclass<<1 | noscan */
-  uint8_t needzero;     /* 1: free slots may hold old data */
-  uint32_t divMul;      /* (2^32-1)/elemsize + 1: slot = off*divMul >> 32 */
-  uint8_t tiny;         /* holds tiny blocks (see GA_TINY_CENTRAL) */
-  uint8_t list;         /* SPAN_LIST_*: which mcentral list holds it */
-  uint8_t bitsClass;    /* which metadata pool the bitmaps came from */
+  /* The allocation window: 64 slots starting at freeindex (a multiple of
+   * 64). allocCache bit k set <=> slot freeindex+k is free. This differs
+   * from Go, whose allocCache is shifted so that bit 0 is the slot after the
+   * last allocation: an absolute window lets the owner's free set a bit back
+   * (the slot is reused at once) and lets the fast paths touch nothing but
+   * this one word. While the span is cached, these fields belong to its
+   * cache's thread; otherwise to whoever holds the mcentral lock. */
+  _Atomic uint64_t allocCache; /* relaxed: plain moves, but readable by the
+                                  collector and validators */
+  uint64_t windowValid;  /* slots of the window that exist (< nelems) */
+  uintptr_t windowAddr;  /* address of slot freeindex */
+  _Atomic uint64_t *windowFree; /* &freeBits[freeindex / 64] */
+  uint16_t freeindex;    /* first slot of the window */
+  uint16_t nelems;       /* slots in the span (1 for large) */
+  uint16_t allocCount;   /* allocated slots; exact while not cached (a
+                            cached span's window lives in allocCache) */
+  uint8_t spanclass;     /* sizeclass<<1 | noscan */
+  uint8_t needzero;      /* 1: free slots may hold old data */
+  uint32_t divMul;       /* (2^32-1)/elemsize + 1: slot = off*divMul >> 32 */
+  uint32_t localFrees;   /* owner fast-path frees since cached (stats) */
+  uint8_t tiny;          /* holds tiny blocks (see GA_TINY_CENTRAL) */
+  uint8_t list;          /* SPAN_LIST_*: which mcentral list holds it */
+  uint8_t bitsClass;     /* which metadata pool the bitmaps came from */
   _Atomic uint8_t state;          /* mSpanDead / mSpanInUse, set last */
   _Atomic uint8_t remotePending;  /* freeBits may be non-zero */
 
-  /* The mcache that caches this span, or NULL. Written only by that cache's
-   * thread (when caching and uncaching); read by anyone. */
+  /* cache: the mcache holding this span, or NULL. owner: the same for the
+   * free fast path, but NULL for tiny spans (their frees take the slow
+   * path). Written only by the caching thread; read by anyone. */
+  _Atomic(struct mcache *) cache;
   _Atomic(struct mcache *) owner;
 
   /* Bitmaps, one bit per slot, ceil(nelems/64) words each.
-   * allocBits: exact set of allocated slots (as the owner sees them); written
-   * only by the owner (or under the mcentral lock), read relaxed by others.
+   * allocBits: allocated slots. Exact for every word but the cached window
+   * (whose truth is ~allocCache). Written only in allocator slow paths (by
+   * the caching thread or an mcentral lock holder) and by the collector
+   * while the world is stopped; read relaxed by anyone.
    * gcmarkBits: the collector's marks for this cycle.
-   * freeBits: objects freed by threads that do not own the span, set with
-   * one atomic fetch-or; folded into allocBits by ga__span_collect. */
+   * freeBits: objects freed by a thread that is not the owner, or outside
+   * the owner's window: one atomic fetch-or from any thread; folded into
+   * allocBits / allocCache by ga__span_collect. */
   _Atomic uint64_t *allocBits;
   _Atomic uint64_t *gcmarkBits;
   _Atomic uint64_t *freeBits;
 
-  _Atomic uint32_t sweepgen; /* Go's meaning; see mgcsweep when it lands */
+  /* Seqlock over the window (cache, freeindex, allocBits of the window):
+   * odd while the caching thread moves the window, so that another thread
+   * validating a free reads a consistent picture (ga__span_isLive). */
+  _Atomic uint32_t windowSeq;
+  _Atomic uint32_t sweepgen; /* Go's meaning; see mgcsweep.c */
   uint16_t allocCountBeforeCache;
 } mspan;
 
@@ -170,35 +188,37 @@ GA_INLINE uintptr_t ga__objIndex(const mspan *s, uintptr_t off) {
   return (uintptr_t)(((uint64_t)off * s->divMul) >> 32);
 }
 
-GA_INLINE uint64_t ga__loadBits(_Atomic uint64_t *w) {
+GA_INLINE uint64_t ga__loadBits(const _Atomic uint64_t *w) {
   return atomic_load_explicit(w, memory_order_relaxed);
 }
 GA_INLINE void ga__storeBits(_Atomic uint64_t *w, uint64_t v) {
   atomic_store_explicit(w, v, memory_order_relaxed);
 }
 
+/* Keep p in a register up to here, and order the stores after: a thread
+ * stopped by the collector anywhere inside a fast path then has the object's
+ * address in its saved registers, so the conservative scan sees the object
+ * the path is allocating or freeing (Go gets the same from mallocgc being
+ * non-preemptible). No instruction is emitted. */
+#define GA_KEEPALIVE(p) __asm__ volatile("" : : "r"(p) : "memory")
+
 /* nextFreeFast (Go's, as the seed describes it): count trailing zeros of the
- * 64-bit allocCache to find the next free slot in the current 64-slot window;
- * give up (return 0) when the window is exhausted, so that the slow path can
- * refill the cache from allocBits. About 15 instructions.
- * Unlike Go, allocation also sets the slot's allocBit, so that allocBits is
- * exact at all times: explicit free and double-free detection rely on it. */
+ * 64-bit allocCache to find a free slot in the current 64-slot window; 0
+ * when the window is used up, so that the slow path can move the window or
+ * refill. About 9 instructions: the only store is allocCache. */
+/* Take the lowest free slot of the window; cache (== s->allocCache) != 0. */
+GA_INLINE uintptr_t ga__takeSlot(mspan *s, uint64_t cache) {
+  uintptr_t bit = (uintptr_t)__builtin_ctzll(cache);
+  uintptr_t p = s->windowAddr + bit * s->elemsize;
+  GA_KEEPALIVE(p);
+  ga__storeBits(&s->allocCache, cache & (cache - 1));
+  return p;
+}
+
 GA_INLINE uintptr_t ga__nextFreeFast(mspan *s) {
-  uint64_t cache = s->allocCache;
+  uint64_t cache = ga__loadBits(&s->allocCache);
   if (GA_UNLIKELY(cache == 0)) return 0;
-  unsigned bit = (unsigned)__builtin_ctzll(cache);
-  unsigned result = s->freeindex + bit;
-  if (GA_LIKELY(result < s->nelems)) {
-    unsigned freeidx = result + 1;
-    if (GA_UNLIKELY((freeidx & 63) == 0 && freeidx != s->nelems)) return 0;
-    s->allocCache = (cache >> bit) >> 1; /* bit may be 63: no shift by 64 */
-    s->freeindex = (uint16_t)freeidx;
-    s->allocCount++;
-    _Atomic uint64_t *w = &s->allocBits[result >> 6];
-    ga__storeBits(w, ga__loadBits(w) | ((uint64_t)1 << (result & 63)));
-    return s->startAddr + result * s->elemsize;
-  }
-  return 0;
+  return ga__takeSlot(s, cache);
 }
 
 /* ---- mcache ----------------------------------------------------------- */
@@ -264,16 +284,40 @@ void ga__mheap_counters(ga_heap_counters *out);
 
 /* ---- bitmaps (mbitmap.c) ---------------------------------------------- */
 
-/* Go's nextFreeIndex: the next free slot at or after freeindex, advancing
- * freeindex and the cache; nelems if the span is full. */
-unsigned ga__span_nextFreeIndex(mspan *s);
-/* Load allocCache for the window containing freeindex. */
-void ga__span_refillAllocCache(mspan *s);
-/* Fold remote frees (freeBits) into allocBits. Caller owns the span or holds
- * its mcentral lock. Aborts on a remote double free. Returns slots freed. */
+/* Slots of window w that exist. */
+GA_INLINE uint64_t ga__windowValid(const mspan *s, unsigned w) {
+  unsigned left = s->nelems - w * 64u;
+  return left >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << left) - 1);
+}
+/* Make window w current: load allocCache from allocBits[w]. */
+void ga__span_loadWindow(mspan *s, unsigned w);
+/* Write the current window back into allocBits (allocCache stays). */
+void ga__span_syncWindow(mspan *s);
+/* The current window is used up: commit it and load the next window that
+ * has a free slot, wrapping around. false if the span is full. */
+bool ga__span_nextWindow(mspan *s);
+/* Recount allocCount from allocBits (window synced first if cached). */
+void ga__span_recount(mspan *s);
+/* Fold freeBits into allocBits (and into allocCache for the window of a
+ * cached span). Caller is the caching thread in a slow path, holds the
+ * mcentral lock of an uncached span, or is the collector with the world
+ * stopped. Aborts on a double free. Returns slots freed. */
 unsigned ga__span_collect(mspan *s);
-/* Restart allocation from slot 0 (after frees below freeindex). */
-void ga__span_rewind(mspan *s);
+/* Is slot idx allocated right now? Exact for the caching thread, an
+ * mcentral lock holder, or the collector with the world stopped. */
+bool ga__span_isAllocated(const mspan *s, uintptr_t idx);
+/* Same, from any thread: reads the window under its seqlock. */
+bool ga__span_isAllocatedAny(mspan *s, uintptr_t idx);
+/* Bracket every change of a span's window or cache owner. */
+GA_INLINE void ga__span_windowBegin(mspan *s) {
+  uint32_t q = atomic_load_explicit(&s->windowSeq, memory_order_relaxed);
+  atomic_store_explicit(&s->windowSeq, q + 1, memory_order_relaxed);
+  atomic_thread_fence(memory_order_release);
+}
+GA_INLINE void ga__span_windowEnd(mspan *s) {
+  uint32_t q = atomic_load_explicit(&s->windowSeq, memory_order_relaxed);
+  atomic_store_explicit(&s->windowSeq, q + 1, memory_order_release);
+}
 /* Bitmap storage for a span of nelems slots (under the heap lock). */
 void ga__span_allocBits(mspan *s);
 void ga__span_freeBitsStorage(mspan *s);
@@ -295,6 +339,15 @@ typedef struct fixalloc {
 void ga__fixalloc_init(fixalloc *f, size_t size);
 void *ga__fixalloc_alloc(fixalloc *f); /* zeroed; NULL if the OS refuses */
 void ga__fixalloc_free(fixalloc *f, void *p);
+
+/* ---- statistics (mstats.c) ------------------------------------------ */
+
+/* Fold a span's cache-time counts into the class totals (mcentral lock). */
+void ga__stats_uncache(mspan *s);
+/* n objects of sizeclass freed outside any cache (bytes: large only). */
+void ga__stats_free(unsigned sizeclass, uint64_t n, uint64_t bytes);
+void ga__stats_large_alloc(uint64_t bytes);
+void ga__stats_tiny(uint64_t n);
 
 /* ---- init and errors -------------------------------------------------- */
 

@@ -52,9 +52,9 @@ static uintptr_t alloc_large(size_t size, unsigned noscan, uintptr_t align_pages
   mspan *s = ga__mheap_alloc(npages, align_pages, noscan, false);
   if (s == NULL) return 0;
   ga__storeBits(&s->allocBits[0], 1);
+  ga__storeBits(&s->allocCache, 0);
   s->allocCount = 1;
-  s->freeindex = 1;
-  s->allocCache = 0;
+  ga__stats_large_alloc(s->elemsize);
   *out = s;
   return s->startAddr;
 }
@@ -118,8 +118,10 @@ void *ga_malloc(size_t size) {
    * it falls through to mallocgc with no extra test here. */
   if (GA_LIKELY(size <= GA_SMALL_SIZE_MAX - 8)) {
     unsigned spc = (unsigned)ga__malloc_size_to_class8[(size + 7) >> 3] << 1;
-    uintptr_t p = ga__nextFreeFast(ga__tls_cache->alloc[spc]);
-    if (GA_LIKELY(p != 0)) {
+    mspan *s = ga__tls_cache->alloc[spc];
+    uint64_t cache = ga__loadBits(&s->allocCache);
+    if (GA_LIKELY(cache != 0)) {
+      uintptr_t p = ga__takeSlot(s, cache);
       GA_VG_MALLOC((void *)p, size, 0);
       return (void *)p;
     }
@@ -131,8 +133,10 @@ void *ga_malloc_atomic(size_t size) {
   if (GA_LIKELY(size <= GA_SMALL_SIZE_MAX - 8 && size >= GA_TINY_SIZE)) {
     unsigned spc =
         ((unsigned)ga__malloc_size_to_class8[(size + 7) >> 3] << 1) | 1;
-    uintptr_t p = ga__nextFreeFast(ga__tls_cache->alloc[spc]);
-    if (GA_LIKELY(p != 0)) {
+    mspan *s = ga__tls_cache->alloc[spc];
+    uint64_t cache = ga__loadBits(&s->allocCache);
+    if (GA_LIKELY(cache != 0)) {
+      uintptr_t p = ga__takeSlot(s, cache);
       GA_VG_MALLOC((void *)p, size, 0);
       return (void *)p;
     }
@@ -155,7 +159,8 @@ void *ga_calloc(size_t n, size_t size) {
   }
   if (p == 0) return fail_nomem();
   GA_VG_MALLOC((void *)p, total, 1);
-  if (s->needzero) memset((void *)p, 0, total);
+  /* Owner frees since the span was cached are counted, not flagged. */
+  if (s->needzero | (s->localFrees != 0)) memset((void *)p, 0, total);
   return (void *)p;
 }
 

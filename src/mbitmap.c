@@ -1,25 +1,23 @@
 /*
  * mbitmap.c — a span's bitmaps and the slow half of slot allocation (Go's
- * mbitmap.go twin): nextFreeIndex, refillAllocCache, and folding in frees
- * made by other threads.
+ * mbitmap.go twin): moving the 64-slot allocation window, and folding in
+ * frees made through freeBits.
  *
  * Each span has three bitmaps of ceil(nelems/64) words, carved together from
  * one off-heap block (pools of 1, 2, 4, 8, 16 words per map, under the heap
  * lock):
- *   allocBits   exact: bit i set <=> slot i is allocated (remote frees not yet
- *               folded in still count as allocated). Goalloc sets the bit at
- *               allocation time (Go does not, because Go never frees
- *               explicitly); this is what lets ga_free detect a double free
- *               with one bit test. Bits past nelems are always 0.
+ *   allocBits   bit i set <=> slot i is allocated. Exact, except that while a
+ *               span is cached its current window's truth is ~allocCache
+ *               (the fast paths only touch allocCache); syncWindow writes it
+ *               back. Objects freed through freeBits but not yet folded in
+ *               still count as allocated. Bits past nelems are always 0.
  *   gcmarkBits  the collector's mark bits.
- *   freeBits    remote frees: set by one atomic fetch-or from any thread,
- *               cleared only by ga__span_collect.
+ *   freeBits    frees not yet folded in: set by one atomic fetch-or from any
+ *               thread, cleared only by ga__span_collect.
  *
- * allocCache is the complement of the allocBits word that holds freeindex,
- * shifted right so that bit 0 is slot freeindex: ctz finds the next free slot
- * (Go's trick). Slots below freeindex in the current window are all
- * allocated; the owner's free of such a slot rewinds freeindex to it, so the
- * window stays exact and a freed slot is reused at once (mcache-hot).
+ * Invariants: allocCache is a subset of windowValid; the only writers of a
+ * cached span's allocCache are its thread's fast and slow paths (and, with
+ * the world stopped, nobody: the collector reads it, never writes it).
  */
 #include "internal.h"
 
@@ -55,75 +53,116 @@ void ga__span_freeBitsStorage(mspan *s) {
   ga__fixalloc_free(&bits_pool[s->bitsClass], (void *)s->allocBits);
 }
 
-void ga__span_refillAllocCache(mspan *s) {
-  unsigned fi = s->freeindex;
-  if (fi >= s->nelems) {
-    s->allocCache = 0;
-    return;
-  }
-  s->allocCache = ~ga__loadBits(&s->allocBits[fi >> 6]) >> (fi & 63);
+void ga__span_loadWindow(mspan *s, unsigned w) {
+  uint64_t valid = ga__windowValid(s, w);
+  s->freeindex = (uint16_t)(w * 64);
+  s->windowValid = valid;
+  s->windowAddr = s->startAddr + (uintptr_t)w * 64 * s->elemsize;
+  s->windowFree = &s->freeBits[w];
+  ga__storeBits(&s->allocCache, ~ga__loadBits(&s->allocBits[w]) & valid);
 }
 
-void ga__span_rewind(mspan *s) {
-  s->freeindex = 0;
-  ga__span_refillAllocCache(s);
+void ga__span_syncWindow(mspan *s) {
+  if (s->nelems == 0) return;
+  ga__storeBits(&s->allocBits[s->freeindex >> 6],
+                ~ga__loadBits(&s->allocCache) & s->windowValid);
 }
 
-unsigned ga__span_nextFreeIndex(mspan *s) {
-  unsigned fi = s->freeindex, n = s->nelems;
-  if (fi >= n) return n;
-  uint64_t cache = s->allocCache;
-  while (cache == 0) {
-    /* This window is used up: move to the next one. */
-    fi = (fi + 64) & ~63u;
-    if (fi >= n) {
-      s->freeindex = (uint16_t)n;
-      return n;
+bool ga__span_nextWindow(mspan *s) {
+  unsigned nw = (s->nelems + 63u) / 64u, w0 = s->freeindex >> 6;
+  bool found = false;
+  ga__span_windowBegin(s);
+  ga__span_syncWindow(s);
+  for (unsigned k = 1; k <= nw; k++) {
+    unsigned w = (w0 + k) % nw;
+    if ((ga__loadBits(&s->allocBits[w]) & ga__windowValid(s, w)) !=
+        ga__windowValid(s, w)) {
+      ga__span_loadWindow(s, w);
+      found = true;
+      break;
     }
-    cache = ~ga__loadBits(&s->allocBits[fi >> 6]);
   }
-  unsigned bit = (unsigned)__builtin_ctzll(cache);
-  unsigned result = fi + bit;
-  if (result >= n) {
-    s->freeindex = (uint16_t)n;
-    s->allocCache = 0;
-    return n;
+  ga__span_windowEnd(s);
+  return found;
+}
+
+void ga__span_recount(mspan *s) {
+  unsigned nw = (s->nelems + 63u) / 64u, n = 0;
+  for (unsigned w = 0; w < nw; w++)
+    n += (unsigned)__builtin_popcountll(ga__loadBits(&s->allocBits[w]));
+  s->allocCount = (uint16_t)n;
+}
+
+/* Exact only for the caching thread itself, an mcentral lock holder, or the
+ * collector with the world stopped. */
+bool ga__span_isAllocated(const mspan *s, uintptr_t idx) {
+  if (atomic_load_explicit(&s->cache, memory_order_relaxed) != NULL &&
+      (idx >> 6) == (uintptr_t)(s->freeindex >> 6))
+    return !((ga__loadBits(&s->allocCache) >> (idx & 63)) & 1);
+  return (ga__loadBits(&s->allocBits[idx >> 6]) >> (idx & 63)) & 1;
+}
+
+bool ga__span_isAllocatedAny(mspan *s, uintptr_t idx) {
+  for (;;) {
+    uint32_t q = atomic_load_explicit(&s->windowSeq, memory_order_acquire);
+    if (q & 1) {
+      __builtin_ia32_pause();
+      continue;
+    }
+    bool cached = atomic_load_explicit(&s->cache, memory_order_relaxed) != NULL;
+    unsigned fi = __atomic_load_n(&s->freeindex, __ATOMIC_RELAXED);
+    uint64_t cache = ga__loadBits(&s->allocCache);
+    uint64_t word = ga__loadBits(&s->allocBits[idx >> 6]);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&s->windowSeq, memory_order_relaxed) != q) continue;
+    if (cached && (idx >> 6) == (uintptr_t)(fi >> 6))
+      return !((cache >> (idx & 63)) & 1);
+    return (word >> (idx & 63)) & 1;
   }
-  cache = (cache >> bit) >> 1;
-  fi = result + 1;
-  if ((fi & 63) == 0 && fi != n) cache = ~ga__loadBits(&s->allocBits[fi >> 6]);
-  s->allocCache = cache;
-  s->freeindex = (uint16_t)fi;
-  return result;
+}
+
+static GA_NOINLINE void collect_double_free(mspan *s, unsigned w, uint64_t bad) {
+  unsigned i = w * 64 + (unsigned)__builtin_ctzll(bad);
+  uintptr_t obj = s->startAddr + i * s->elemsize;
+  ga__bad_pointer("ga_free", (void *)obj,
+                  "double free: the object was freed twice (found when "
+                  "folding frees made by other threads)",
+                  0);
 }
 
 unsigned ga__span_collect(mspan *s) {
   if (!atomic_load_explicit(&s->remotePending, memory_order_relaxed)) return 0;
   /* Clear the flag before draining the words: a free that lands after our
-   * exchange of its word also sets the flag after this store (the exchange
+   * exchange of its word sets the flag again after this store (the exchange
    * and its fetch-or are ordered), so no free is left unflagged. */
   atomic_store_explicit(&s->remotePending, 0, memory_order_relaxed);
   atomic_thread_fence(memory_order_seq_cst);
-  unsigned nw = (s->nelems + 63u) / 64u, freed = 0;
+  bool cached = atomic_load_explicit(&s->cache, memory_order_relaxed) != NULL;
+  unsigned nw = (s->nelems + 63u) / 64u, freed = 0, w0 = s->freeindex >> 6;
   for (unsigned w = 0; w < nw; w++) {
     if (ga__loadBits(&s->freeBits[w]) == 0) continue;
     uint64_t x = atomic_exchange_explicit(&s->freeBits[w], 0,
                                           memory_order_acq_rel);
-    uint64_t a = ga__loadBits(&s->allocBits[w]);
-    if (GA_UNLIKELY(x & ~a)) {
-      /* Freed by another thread, but not allocated any more: the owner freed
-       * it too. Report the first such object. */
-      unsigned i = w * 64 + (unsigned)__builtin_ctzll(x & ~a);
-      uintptr_t obj = s->startAddr + i * s->elemsize;
-      ga__bad_pointer("ga_free", (void *)obj,
-                      "double free (freed by two threads)", 0);
+    if (cached && w == w0) {
+      uint64_t cache = ga__loadBits(&s->allocCache);
+      uint64_t allocated = ~cache & s->windowValid;
+      if (GA_UNLIKELY(x & ~allocated)) collect_double_free(s, w, x & ~allocated);
+      ga__storeBits(&s->allocCache, cache | x);
+    } else {
+      uint64_t a = ga__loadBits(&s->allocBits[w]);
+      if (GA_UNLIKELY(x & ~a)) collect_double_free(s, w, x & ~a);
+      ga__storeBits(&s->allocBits[w], a & ~x);
     }
-    ga__storeBits(&s->allocBits[w], a & ~x);
     freed += (unsigned)__builtin_popcountll(x);
   }
   if (freed) {
-    s->allocCount = (uint16_t)(s->allocCount - freed);
     s->needzero = 1;
+    if (cached) {
+      s->localFrees += freed; /* counted when the span leaves the cache */
+    } else {
+      s->allocCount = (uint16_t)(s->allocCount - freed);
+      ga__stats_free(s->spanclass >> 1, freed, 0);
+    }
   }
   return freed;
 }

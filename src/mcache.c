@@ -4,17 +4,17 @@
  *
  * A thread's cache holds one span per span class (plus one for tiny blocks)
  * and allocates from it with no lock and no atomic read-modify-write: only
- * the owning thread touches a cached span's freeindex, allocCache and
- * allocBits. The pointer to it lives in initial-exec TLS (one load, no
+ * the owning thread touches a cached span's allocation window. The pointer to it lives in initial-exec TLS (one load, no
  * __tls_get_addr call). Before a thread's first allocation the pointer holds
  * ga__emptycache, whose slots all point to ga__emptyspan, so the fast path
  * needs no NULL test: it fails over to the slow path, which creates the
  * cache.
  *
- * Refill (Go's mcache.refill): when the cached span of a class is used up,
- * first fold in frees made by other threads and, if the span has room again
- * (frees below freeindex), start it over from slot 0; otherwise hand it back
- * to mcentral and take another.
+ * Refill (Go's mcache.refill): when the window of the cached span is used
+ * up, first fold in frees made through freeBits and move the window to the
+ * next one with a free slot (wrapping round, so frees behind the window are
+ * found); only a span with no free slot at all goes back to mcentral in
+ * exchange for another.
  *
  * Thread exit: a pthread key destructor gives every cached span back
  * (releaseAll) and recycles the mcache record, so programs that create and
@@ -62,16 +62,20 @@ static mcache *allocmcache(void) {
   return c;
 }
 
-/* Make c->alloc[ci] a span with a free slot; NULL if out of memory. */
+/* Can span s (cached by the calling thread) give out another slot? Folds in
+ * frees made through freeBits and moves the window as needed. */
+static bool span_has_room(mspan *s) {
+  if (ga__loadBits(&s->allocCache) != 0) return true;
+  ga__span_collect(s);
+  if (ga__loadBits(&s->allocCache) != 0) return true;
+  return ga__span_nextWindow(s);
+}
+
+/* Swap the used-up span of c->alloc[ci] for one with room (Go's
+ * mcache.refill); NULL if out of memory. */
 static mspan *refill(mcache *c, unsigned ci) {
   mspan *s = c->alloc[ci];
   if (s != &ga__emptyspan) {
-    ga__span_collect(s);
-    if (s->allocCount < s->nelems) {
-      /* Frees behind the cursor made room: start over (no lock needed). */
-      ga__span_rewind(s);
-      return s;
-    }
     c->alloc[ci] = &ga__emptyspan;
     ga__mcentral_uncacheSpan(s);
   }
@@ -91,17 +95,11 @@ uintptr_t ga__mcache_nextFree(unsigned ci) {
     ga__fork_register_once(); /* may malloc: only now that c is installed */
   }
   mspan *s = c->alloc[ci];
-  for (;;) {
-    unsigned idx = ga__span_nextFreeIndex(s);
-    if (idx < s->nelems) {
-      _Atomic uint64_t *w = &s->allocBits[idx >> 6];
-      ga__storeBits(w, ga__loadBits(w) | ((uint64_t)1 << (idx & 63)));
-      s->allocCount++;
-      return s->startAddr + idx * s->elemsize;
-    }
+  while (s == &ga__emptyspan || !span_has_room(s)) {
     s = refill(c, ci);
     if (s == NULL) return 0;
   }
+  return ga__nextFreeFast(s);
 }
 
 void ga__mcache_releaseAll(mcache *c) {
@@ -114,6 +112,8 @@ void ga__mcache_releaseAll(mcache *c) {
   }
   c->tiny = 0;
   c->tinyoffset = 0;
+  ga__stats_tiny(c->tinyAllocs);
+  c->tinyAllocs = 0;
 }
 
 void ga_thread_flush(void) { ga__mcache_releaseAll(ga__tls_cache); }

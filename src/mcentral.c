@@ -76,11 +76,20 @@ static void take_off_list(mcentral *mc, mspan *s) {
   s->list = SPAN_LIST_NONE;
 }
 
-/* Hand a span to cache c: set the owner and a fresh allocation window. */
+/* Hand a span (with a free slot, allocCount exact) to cache c: set the
+ * owner and load the first window that has a free slot. */
 static mspan *have_span(mspan *s, mcache *c) {
-  atomic_store_explicit(&s->owner, s->tiny ? NULL : c, memory_order_relaxed);
-  ga__span_rewind(s);
+  unsigned nw = (s->nelems + 63u) / 64u, w = 0;
+  while (w + 1 < nw && (ga__loadBits(&s->allocBits[w]) & ga__windowValid(s, w)) ==
+                           ga__windowValid(s, w))
+    w++;
   s->allocCountBeforeCache = s->allocCount;
+  s->localFrees = 0;
+  ga__span_windowBegin(s);
+  ga__span_loadWindow(s, w);
+  atomic_store_explicit(&s->cache, c, memory_order_relaxed);
+  atomic_store_explicit(&s->owner, s->tiny ? NULL : c, memory_order_relaxed);
+  ga__span_windowEnd(s);
   return s;
 }
 
@@ -123,8 +132,15 @@ have:
 void ga__mcentral_uncacheSpan(mspan *s) {
   mcentral *mc = central_of(s);
   ga_mutex_lock(&mc->lock);
-  atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
   ga__span_collect(s);
+  if (s->localFrees) s->needzero = 1;
+  ga__span_windowBegin(s);
+  ga__span_syncWindow(s);
+  atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+  atomic_store_explicit(&s->cache, NULL, memory_order_relaxed);
+  ga__span_windowEnd(s);
+  ga__span_recount(s);
+  ga__stats_uncache(s);
   if (s->allocCount == 0) {
     mc->nspans--;
     ga_mutex_unlock(&mc->lock);

@@ -4,15 +4,15 @@
  * checks every pointer it is given.
  *
  * Three paths:
- *   owner   the freeing thread's cache owns the object's span: clear the
- *           allocBit, and if the slot is in the current 64-slot allocation
- *           window, hand it straight back to nextFreeFast (set its allocCache
- *           bit, or rewind freeindex to it). No lock, no atomic RMW; about 25
- *           instructions.
- *   remote  any other small object: one atomic fetch-or of the object's bit
- *           into span.freeBits (no lock). The owner (or mcentral, for a span
- *           in no cache) folds the bits into allocBits when it next looks
- *           for room (ga__span_collect). A span whose objects are all free
+ *   owner   the freeing thread's cache owns the object's span and the
+ *           object lies in the span's current 64-slot allocation window:
+ *           set its allocCache bit, so nextFreeFast hands it out next. No
+ *           lock, no atomic RMW; about 30 instructions.
+ *   remote  any other small object (another thread's span, an uncached
+ *           span, or the owner's span outside its window): one atomic
+ *           fetch-or of the object's bit into span.freeBits (no lock). The
+ *           owner (or mcentral, for a span in no cache) folds the bits in
+ *           when it next looks for room (ga__span_collect). A span whose objects are all free
  *           goes back to mheap when it is folded.
  *   large   a span of its own: one atomic fetch-or claims the free (so a
  *           concurrent double free is caught), then the pages go back to
@@ -44,12 +44,12 @@ static const char USE_AFTER_FREE[] =
 static const char FREED_SPAN[] =
     "double free or use after free: the memory here was freed";
 
-/* Is slot idx of s live (allocated and not freed by another thread)? */
+/* Is slot idx of s live: allocated and not already freed through
+ * freeBits? Exact from any thread (the window is read under its seqlock). */
 static bool slot_live(mspan *s, uintptr_t idx) {
   uint64_t m = (uint64_t)1 << (idx & 63);
-  return (ga__loadBits(&s->allocBits[idx >> 6]) & m) &&
-         !(atomic_load_explicit(&s->freeBits[idx >> 6], memory_order_relaxed) &
-           m);
+  if (ga__loadBits(&s->freeBits[idx >> 6]) & m) return false;
+  return ga__span_isAllocatedAny(s, idx);
 }
 
 /* The in-use span containing address a, or NULL. */
@@ -101,8 +101,9 @@ static mspan *checked_object(uintptr_t a, const char *fn, uintptr_t *idxp) {
   return s;
 }
 
-/* Everything the owner fast path does not handle: NULL, remote and large
- * frees, tiny objects, and bad pointers (reported, never ignored). */
+/* Everything the owner fast path does not handle: NULL, frees by other
+ * threads and outside the owner's window, large and tiny objects, and bad
+ * pointers (reported, never ignored). */
 static GA_NOINLINE void free_slow(uintptr_t a) {
   if (a == 0) return;
   uintptr_t idx;
@@ -114,6 +115,7 @@ static GA_NOINLINE void free_slow(uintptr_t a) {
   if (old & m) ga__bad_pointer("ga_free", (void *)a, DOUBLE_FREE, 0);
   GA_VG_FREE((void *)a);
   if ((s->spanclass >> 1) == 0) {
+    ga__stats_free(0, 1, s->elemsize);
     ga__mheap_freeSpan(s);
     return;
   }
@@ -121,36 +123,27 @@ static GA_NOINLINE void free_slow(uintptr_t a) {
   atomic_store_explicit(&s->remotePending, 1, memory_order_release);
 }
 
+/* The owner's free: the object is in the span this thread allocates from.
+ * If it lies in the current 64-slot window, set its allocCache bit (it is
+ * handed out again next) after checking it is allocated, exists, and was
+ * not already freed through freeBits. About 30 instructions, no atomic RMW.
+ * Anything else goes to free_slow. */
 void ga_free(void *p) {
   uintptr_t a = (uintptr_t)p;
   mspan *s = ga__spanOf(a);
-  mcache *c = ga__tls_cache;
-  if (GA_LIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) == c)) {
-    uintptr_t off = a - s->startAddr;
+  if (GA_LIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) ==
+                ga__tls_cache)) {
+    uintptr_t off = a - s->windowAddr;
     uintptr_t idx = ga__objIndex(s, off);
-    if (GA_LIKELY(idx * s->elemsize == off && idx < s->nelems)) {
-      _Atomic uint64_t *w = &s->allocBits[idx >> 6];
-      uint64_t m = (uint64_t)1 << (idx & 63);
-      uint64_t bits = ga__loadBits(w);
-      /* Live means allocated and not already freed by another thread (a
-       * pending remote free would otherwise be folded in after the slot is
-       * reused, freeing the new object). */
-      uint64_t pending = ga__loadBits(&s->freeBits[idx >> 6]);
-      if (GA_LIKELY(bits & ~pending & m)) {
+    if (GA_LIKELY(idx < 64 && idx * s->elemsize == off)) {
+      uint64_t m = (uint64_t)1 << idx;
+      uint64_t cache = ga__loadBits(&s->allocCache);
+      /* windowValid ^ cache = the window's allocated slots. */
+      if (GA_LIKELY((s->windowValid ^ cache) & ~ga__loadBits(s->windowFree) & m)) {
         GA_VG_FREE(p);
-        ga__storeBits(w, bits & ~m);
-        s->allocCount--;
-        s->needzero = 1;
-        unsigned fi = s->freeindex;
-        if ((idx >> 6) == (fi >> 6)) {
-          /* The slot is in the current allocation window: reuse it next. */
-          if (idx >= fi) {
-            s->allocCache |= (uint64_t)1 << (idx - fi);
-          } else {
-            s->allocCache = (s->allocCache << (fi - idx)) | 1;
-            s->freeindex = (uint16_t)idx;
-          }
-        }
+        ga__storeBits(&s->allocCache, cache | m);
+        GA_KEEPALIVE(a); /* see ga__nextFreeFast */
+        s->localFrees++;
         return;
       }
     }

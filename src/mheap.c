@@ -227,11 +227,10 @@ mspan *ga__mheap_alloc(uintptr_t npages, uintptr_t align_pages, unsigned spc,
   s->limit = base + s->elemsize * s->nelems;
   s->tiny = tiny;
   s->needzero = scav != npages;
-  s->freeindex = 0;
-  s->allocCache = ~(uint64_t)0;
   s->allocCount = 0;
   s->list = SPAN_LIST_NONE;
   atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+  atomic_store_explicit(&s->cache, NULL, memory_order_relaxed);
   atomic_store_explicit(&s->remotePending, 0, memory_order_relaxed);
   atomic_store_explicit(&s->sweepgen, mheap_.sweepgen, memory_order_relaxed);
   ga__span_allocBits(s);
@@ -241,6 +240,7 @@ mspan *ga__mheap_alloc(uintptr_t npages, uintptr_t align_pages, unsigned spc,
     ga_mutex_unlock(&mheap_.lock);
     return NULL;
   }
+  ga__span_loadWindow(s, 0);
   set_spans(s, s);
   atomic_store_explicit(&s->state, mSpanInUse, memory_order_release);
   page_in_use(base, true);

@@ -81,6 +81,13 @@ static void double_owner_then_remote(void) {
   ga_free(p);
   free_in_thread(p);
 }
+static void double_owner_then_remote_uncached(void) {
+  /* Same, but the span has left the cache: the check is immediate. */
+  char *p = ga_malloc(200);
+  ga_free(p);
+  ga_thread_flush();
+  free_in_thread(p);
+}
 static void double_remote_then_owner(void) {
   /* The owner's second free succeeds locally; the fold of the remote bit
    * into allocBits finds the slot already free and reports it. */
@@ -136,6 +143,7 @@ int main(void) {
   expect_death("double free, old window", double_small_owner_old_window, "double free");
   expect_death("double free, remote+remote", double_remote_remote, "double free");
   expect_death("double free, owner+remote", double_owner_then_remote, "double free");
+  expect_death("double free, owner+remote (uncached)", double_owner_then_remote_uncached, "double free");
   expect_death("double free, remote+owner", double_remote_then_owner, "double free");
   expect_death("double free, large", double_large, "");
   expect_death("double free, large remote", double_large_remote, "double free");

@@ -1,0 +1,95 @@
+# libgoalloc-override: goalloc as the process's malloc (see docs/override.md).
+# Included by the top-level CMakeLists.txt. Builds
+#   goalloc_override_shared  libgoalloc-override.so  for LD_PRELOAD
+#   goalloc_override_static  libgoalloc-override.a   for link-time replacement
+# from the core heap's objects (goalloc_objs) plus src/override.c (the malloc
+# family) and src/override_cxx.cpp (operators new/delete, built without
+# exceptions or RTTI so that the library never needs libstdc++), and
+# registers the override tests: real programs run with and without the
+# library (tests/override/run.sh), plus tests/test_override_*.c, which the
+# tests directory registers by itself.
+
+add_library(goalloc_override_objs OBJECT
+  ${CMAKE_SOURCE_DIR}/src/override.c
+  ${CMAKE_SOURCE_DIR}/src/override_cxx.cpp)
+target_include_directories(goalloc_override_objs PRIVATE
+  ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src)
+set_target_properties(goalloc_override_objs PROPERTIES
+  POSITION_INDEPENDENT_CODE ON
+  C_VISIBILITY_PRESET hidden
+  CXX_VISIBILITY_PRESET hidden
+  CXX_STANDARD 17             # std::align_val_t, sized deallocation
+  CXX_STANDARD_REQUIRED ON)
+# -fno-builtin: these files define malloc & co.; the compiler must not
+# rewrite their bodies into calls of the functions being defined.
+target_compile_options(goalloc_override_objs PRIVATE -fno-plt -fno-builtin
+  $<$<COMPILE_LANGUAGE:CXX>:-fno-exceptions -fno-rtti -funwind-tables>)
+if(GOALLOC_VALGRIND)
+  target_compile_definitions(goalloc_override_objs PRIVATE GOALLOC_VALGRIND=1)
+endif()
+
+add_library(goalloc_override_shared SHARED
+  $<TARGET_OBJECTS:goalloc_objs> $<TARGET_OBJECTS:goalloc_override_objs>)
+# Linked by the C driver: the C++ objects need no C++ runtime.
+set_target_properties(goalloc_override_shared PROPERTIES
+  OUTPUT_NAME goalloc-override
+  LINKER_LANGUAGE C)
+target_link_libraries(goalloc_override_shared PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
+# -Bsymbolic-functions: the library's own calls (malloc -> ga_malloc) are
+# direct jumps, not PLT calls. nodelete: an allocator must never be unloaded.
+# Exports (default visibility): the malloc family, operators new/delete and
+# goalloc.h's ga_* API, so that a program that also links libgoalloc shares
+# one heap with the override.
+target_link_options(goalloc_override_shared PRIVATE
+  LINKER:-Bsymbolic-functions LINKER:-z,nodelete)
+
+add_library(goalloc_override_static STATIC
+  $<TARGET_OBJECTS:goalloc_objs> $<TARGET_OBJECTS:goalloc_override_objs>)
+set_target_properties(goalloc_override_static PROPERTIES
+  OUTPUT_NAME goalloc-override
+  LINKER_LANGUAGE C)
+target_link_libraries(goalloc_override_static PUBLIC Threads::Threads ${CMAKE_DL_LIBS})
+
+# ---- tests ---------------------------------------------------------------
+# Each runs a real program with and without the override (ordinary builds,
+# linked against glibc's malloc; the override comes in by LD_PRELOAD, or by
+# linking libgoalloc-override.a for the *_static programs), requires the
+# same output, and checks GOALLOC_SHOW_STATS that goalloc served the
+# allocations. Programs that are not installed fail the test with the name
+# of the Debian package (.ci/packages installs them in CI).
+enable_testing()
+set(GA_OVR_TESTS ${CMAKE_SOURCE_DIR}/tests/override)
+
+add_executable(override_cxx_threads ${GA_OVR_TESTS}/cxx_threads.cpp)
+set_target_properties(override_cxx_threads PROPERTIES CXX_STANDARD 17)
+target_link_libraries(override_cxx_threads PRIVATE Threads::Threads)
+
+add_executable(override_cxx_threads_static ${GA_OVR_TESTS}/cxx_threads.cpp)
+set_target_properties(override_cxx_threads_static PROPERTIES CXX_STANDARD 17)
+target_link_libraries(override_cxx_threads_static PRIVATE
+  goalloc_override_static Threads::Threads)
+
+add_executable(override_fork ${GA_OVR_TESTS}/fork_threads.c)
+target_link_libraries(override_fork PRIVATE Threads::Threads)
+
+add_executable(override_threads ${GA_OVR_TESTS}/many_threads.c)
+target_link_libraries(override_threads PRIVATE Threads::Threads)
+
+# Link-time replacement of a C program: --whole-archive so that malloc is
+# replaced even in a program that never names it (docs/override.md).
+add_executable(override_static_link ${GA_OVR_TESTS}/static_link.c)
+# A C program: linked by the C driver, proving the archive needs no libstdc++.
+set_target_properties(override_static_link PROPERTIES LINKER_LANGUAGE C)
+target_include_directories(override_static_link PRIVATE ${CMAKE_SOURCE_DIR}/include)
+target_link_libraries(override_static_link PRIVATE
+  -Wl,--whole-archive goalloc_override_static -Wl,--no-whole-archive
+  Threads::Threads)
+
+set(GA_OVR_CASES python sqlite git gcc sort xz cxx_threads cxx_threads_static
+  fork threads static_link)
+foreach(case ${GA_OVR_CASES})
+  add_test(NAME override_${case}
+    COMMAND bash ${GA_OVR_TESTS}/run.sh ${case}
+      $<TARGET_FILE:goalloc_override_shared> $<TARGET_FILE_DIR:override_fork>)
+  set_tests_properties(override_${case} PROPERTIES TIMEOUT 300)
+endforeach()
