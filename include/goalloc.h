@@ -21,6 +21,7 @@
 #define GOALLOC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -114,6 +115,58 @@ GA_API int ga_owns(const void *p);
  * goes idle for a long time.
  */
 GA_API void ga_thread_flush(void);
+
+/* ---- the collector -------------------------------------------------------
+ * libgoalloc collects garbage by default (GOGC = 100, as Go and Boehm GC):
+ * objects that no thread stack, register, global variable, registered root
+ * range or other reachable object points to (conservatively: any aligned
+ * word holding an address inside the object counts) are freed. ga_free stays
+ * valid for objects you know are dead. Threads created with pthread_create
+ * are registered automatically (goalloc interposes pthread_create); so is
+ * the main thread. The malloc drop-in (libgoalloc-override) runs with the
+ * collector off. Memory from ga_malloc_atomic is never scanned: pointers
+ * stored only there do not keep objects alive. Neither do pointers stored
+ * only in memory goalloc does not know (the C library's malloc, mmap):
+ * register such ranges with ga_add_roots. */
+
+/* Run a full collection now and finish its sweep before returning. Does
+ * nothing while collection is disabled (ga_disable). */
+GA_API void ga_collect(void);
+
+/* Go's GOGC: collect when the heap has grown by percent % over what the last
+ * collection found live. Negative turns automatic collection off. Returns
+ * the previous value. The initial value comes from GOALLOC_GOGC (default
+ * 100; "off" = -1). */
+GA_API int ga_set_gc_percent(int percent);
+
+/* Go's GOMEMLIMIT: a soft limit in bytes on the heap; the collector runs
+ * more often as the heap approaches it. A negative value only queries.
+ * Returns the previous limit (INT64_MAX = none). Initial value from
+ * GOALLOC_MEMLIMIT (bytes, with an optional K/M/G/T suffix). */
+GA_API int64_t ga_set_memory_limit(int64_t limit);
+
+/* Disable / re-enable collection; calls nest. */
+GA_API void ga_disable(void);
+GA_API void ga_enable(void);
+
+/* Add / remove [lo, hi) as a root range: words in it that point into the
+ * heap keep objects alive. */
+GA_API void ga_add_roots(void *lo, void *hi);
+GA_API void ga_remove_roots(void *lo, void *hi);
+
+/* Register / unregister the calling thread with the collector (nesting).
+ * Only for threads not created with pthread_create (e.g. clone, or threads
+ * that existed before libgoalloc was loaded). */
+GA_API void ga_thread_register(void);
+GA_API void ga_thread_unregister(void);
+
+/* Call fn(obj, arg) once, on a finalizer thread, after obj (the start of an
+ * object from ga_malloc/ga_malloc_atomic) is found unreachable. Objects
+ * obj points to stay alive until then. fn may allocate. fn == NULL removes
+ * the finalizer. ga_free(obj) also removes it. Returns 0, or -1 if obj is
+ * not the start of a live object (or a tiny object). */
+GA_API int ga_set_finalizer(void *obj, void (*fn)(void *obj, void *arg),
+                            void *arg);
 
 /* ---- statistics --------------------------------------------------------
  * Go's MemStats, in goalloc's words. Counts of other threads' cached spans

@@ -94,7 +94,7 @@ GA_INLINE void ga_mutex_unlock(ga_mutex *m) {
 /* ---- spans ------------------------------------------------------------ */
 
 enum { mSpanDead = 0, mSpanInUse = 1 };
-enum { SPAN_LIST_NONE = 0, SPAN_LIST_PARTIAL, SPAN_LIST_FULL };
+enum { SPAN_LIST_NONE = 0, SPAN_LIST_PARTIAL, SPAN_LIST_FULL, SPAN_LIST_UNSWEPT };
 
 struct mcache;
 
@@ -129,6 +129,7 @@ typedef struct mspan {
   uint8_t tiny;          /* holds tiny blocks (see GA_TINY_CENTRAL) */
   uint8_t list;          /* SPAN_LIST_*: which mcentral list holds it */
   uint8_t bitsClass;     /* which metadata pool the bitmaps came from */
+  uint8_t specials;      /* an object here has a finalizer (mfinal.c) */
   _Atomic uint8_t state;          /* mSpanDead / mSpanInUse, set last */
   _Atomic uint8_t remotePending;  /* freeBits may be non-zero */
 
@@ -230,6 +231,7 @@ typedef struct mcache {
   uint64_t tinyAllocs;           /* tiny objects packed (stats) */
   uint64_t localFrees;           /* owner-path frees (stats) */
   struct mcache *nextFree;       /* free-list link for reuse */
+  struct mcache *nextAll;        /* list of every live mcache */
 } mcache;
 
 extern mcache ga__emptycache;
@@ -253,6 +255,7 @@ typedef struct mcentral {
   uint8_t tiny;
   mspan *partial;  /* spans with free slots (may have pending remote frees) */
   mspan *full;     /* spans with no free slot when last looked at */
+  mspan *unswept;  /* not yet swept this cycle */
   uintptr_t nspans;
 } mcentral;
 
@@ -263,6 +266,14 @@ void ga__mcentral_uncacheSpan(mspan *s);
 /* Fold remote frees into every span not in a cache; free empty spans.
  * Returns pages given back to the heap. */
 uintptr_t ga__mcentral_reclaimAll(void);
+/* Large spans are listed in mcentral 0/1 so that sweeping finds them. */
+void ga__mcentral_listLarge(mspan *s);
+void ga__mcentral_freeLarge(mspan *s);
+/* Sweeping (see mgcsweep.c). */
+void ga__mcentral_startSweep(void);
+uintptr_t ga__mcentral_sweepOne(unsigned i);
+uintptr_t ga__mcentral_unsweptCount(void);
+void ga__mcentral_markSpecial(mspan *s);
 
 /* ---- mheap ------------------------------------------------------------ */
 

@@ -36,7 +36,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "internal.h"
+#include "mgc.h"
 
 static void *fail_nomem(void) {
   errno = ENOMEM;
@@ -49,14 +49,25 @@ static uintptr_t alloc_large(size_t size, unsigned noscan, uintptr_t align_pages
   ga__ensure_init();
   if (size > GA_MAX_ALLOC) return 0;
   uintptr_t npages = (size + GA_PAGE_SIZE - 1) >> GA_PAGE_SHIFT;
+  ga__slow_enter();
+  /* Large allocations pay sweep credit first, less their own pages (Go). */
+  ga__deductSweepCredit(npages * GA_PAGE_SIZE, npages);
   mspan *s = ga__mheap_alloc(npages, align_pages, noscan, false);
-  if (s == NULL) return 0;
-  ga__storeBits(&s->allocBits[0], 1);
-  ga__storeBits(&s->allocCache, 0);
-  s->allocCount = 1;
-  ga__stats_large_alloc(s->elemsize);
-  *out = s;
-  return s->startAddr;
+  uintptr_t p = 0;
+  if (s != NULL) {
+    ga__storeBits(&s->allocBits[0], 1);
+    ga__storeBits(&s->allocCache, 0);
+    s->allocCount = 1;
+    s->limit = s->startAddr + size;
+    ga__stats_large_alloc(s->elemsize);
+    ga__mcentral_listLarge(s);
+    ga__heapLive_add((intptr_t)s->elemsize);
+    *out = s;
+    p = s->startAddr;
+  }
+  GA_KEEPALIVE(p);
+  ga__slow_leave();
+  return p;
 }
 
 /* Small object of span class spc from the calling thread's cache. */

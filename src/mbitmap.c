@@ -19,7 +19,7 @@
  * cached span's allocCache are its thread's fast and slow paths (and, with
  * the world stopped, nobody: the collector reads it, never writes it).
  */
-#include "internal.h"
+#include "mgc.h"
 
 /* Pools of bitmap blocks, by words per map (1, 2, 4, 8, 16). */
 #define NBITS_POOLS 5
@@ -162,6 +162,7 @@ unsigned ga__span_collect(mspan *s) {
     } else {
       s->allocCount = (uint16_t)(s->allocCount - freed);
       ga__stats_free(s->spanclass >> 1, freed, 0);
+      ga__heapLive_add(-(intptr_t)freed * (intptr_t)s->elemsize);
     }
   }
   return freed;

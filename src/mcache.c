@@ -22,7 +22,7 @@
  */
 #include <pthread.h>
 
-#include "internal.h"
+#include "mgc.h"
 
 mcache ga__emptycache = {
     .alloc = {[0 ... GA_NUM_CENTRALS - 1] = &ga__emptyspan},
@@ -32,6 +32,7 @@ __thread mcache *ga__tls_cache __attribute__((tls_model("initial-exec"))) =
     &ga__emptycache;
 
 static fixalloc cachealloc; /* under the heap lock */
+static mcache *allcaches;    /* every live mcache (heap lock), for the GC */
 static pthread_key_t cache_key;
 
 void ga__mheap_lock(void);
@@ -40,11 +41,18 @@ void ga__fork_register_once(void);
 
 static void thread_exit(void *arg) {
   mcache *c = arg;
+  ga__slow_enter();
   ga__mcache_releaseAll(c);
   ga__tls_cache = &ga__emptycache;
   ga__mheap_lock();
+  for (mcache **pp = &allcaches; *pp; pp = &(*pp)->nextAll)
+    if (*pp == c) {
+      *pp = c->nextAll;
+      break;
+    }
   ga__fixalloc_free(&cachealloc, c);
   ga__mheap_unlock();
+  ga__slow_leave();
 }
 
 void ga__mcache_init(void) {
@@ -55,9 +63,13 @@ void ga__mcache_init(void) {
 static mcache *allocmcache(void) {
   ga__mheap_lock();
   mcache *c = ga__fixalloc_alloc(&cachealloc);
+  if (c != NULL) {
+    for (unsigned i = 0; i < GA_NUM_CENTRALS; i++) c->alloc[i] = &ga__emptyspan;
+    c->nextAll = allcaches;
+    allcaches = c;
+  }
   ga__mheap_unlock();
   if (c == NULL) return NULL;
-  for (unsigned i = 0; i < GA_NUM_CENTRALS; i++) c->alloc[i] = &ga__emptyspan;
   pthread_setspecific(cache_key, c);
   return c;
 }
@@ -85,7 +97,7 @@ static mspan *refill(mcache *c, unsigned ci) {
   return s;
 }
 
-uintptr_t ga__mcache_nextFree(unsigned ci) {
+static uintptr_t nextFree(unsigned ci) {
   ga__ensure_init();
   mcache *c = ga__tls_cache;
   if (GA_UNLIKELY(c == &ga__emptycache)) {
@@ -102,6 +114,19 @@ uintptr_t ga__mcache_nextFree(unsigned ci) {
   return ga__nextFreeFast(s);
 }
 
+uintptr_t ga__mcache_nextFree(unsigned ci) {
+  ga__slow_enter();
+  uintptr_t p = nextFree(ci);
+  GA_KEEPALIVE(p);
+  ga__slow_leave(); /* may stop for, or run, a collection: p is on our stack */
+  return p;
+}
+
+/* World stopped (or heap lock semantics): visit every mcache. */
+void ga__mcache_for_each(void (*fn)(mcache *c, void *arg), void *arg) {
+  for (mcache *c = allcaches; c != NULL; c = c->nextAll) fn(c, arg);
+}
+
 void ga__mcache_releaseAll(mcache *c) {
   if (c == &ga__emptycache) return;
   for (unsigned i = 0; i < GA_NUM_CENTRALS; i++) {
@@ -116,4 +141,8 @@ void ga__mcache_releaseAll(mcache *c) {
   c->tinyAllocs = 0;
 }
 
-void ga_thread_flush(void) { ga__mcache_releaseAll(ga__tls_cache); }
+void ga_thread_flush(void) {
+  ga__slow_enter();
+  ga__mcache_releaseAll(ga__tls_cache);
+  ga__slow_leave();
+}

@@ -3,24 +3,26 @@
  * mcentral.go twin). An mcache that runs out of a class asks its mcentral
  * for a span with free slots (cacheSpan) and gives back the one it used up
  * (uncacheSpan); mcentral grows from mheap and gives spans that became
- * completely free back to it.
+ * completely free back to it. Large spans (class 0) are listed here too, so
+ * that sweeping finds them.
  *
  * Lists (circular, doubly linked, under mc->lock):
- *   partial  spans with at least one free slot
- *   full     spans that had no free slot when last looked at; other threads
- *            may have freed into them since (their freeBits), which is found
- *            by the budgeted scan in cacheSpan and by reclaimAll.
- * A span in a cache is on no list (s->list == SPAN_LIST_NONE) and has an
- * owner; a span on a list has none.
+ *   partial  swept spans with at least one free slot
+ *   full     swept spans with no free slot when last looked at; other
+ *            threads may have freed into them since (their freeBits), which
+ *            the budgeted scan in cacheSpan and reclaimAll find
+ *   unswept  spans not yet swept this GC cycle (Go's unswept sets: at mark
+ *            termination partial and full are spliced onto it in O(1))
+ * A span in a cache is on no list and has a cache owner; a listed span has
+ * none. Every span is swept before it is handed to a cache (Go's invariant
+ * "a span is never handed to an allocator unswept").
  *
- * Go keeps two generations of each set (swept / unswept, by sweepgen); the
- * collector adds them. Without it every span is always "swept".
- *
- * Cost: cacheSpan looks at no more than SCAN_BUDGET full spans before it
- * grows the heap (Go's budget of 100: bounds the search, about 1 % space
- * overhead in the worst case). The scan resumes where it stopped last time.
+ * Cost: cacheSpan looks at no more than SCAN_BUDGET spans of each kind
+ * before it grows the heap (Go's budget of 100: bounds the search, about 1 %
+ * space overhead in the worst case). The full-list scan resumes where it
+ * stopped last time.
  */
-#include "internal.h"
+#include "mgc.h"
 
 #define SCAN_BUDGET 100
 
@@ -61,19 +63,42 @@ static void list_remove(mspan **head, mspan *s) {
   s->next = s->prev = NULL;
 }
 
-static void put_on_list(mcentral *mc, mspan *s) {
-  if (s->allocCount < s->nelems) {
-    s->list = SPAN_LIST_PARTIAL;
-    list_insert(&mc->partial, s);
+/* Join ring b onto the end of ring *a. */
+static void list_splice(mspan **a, mspan **b) {
+  if (*b == NULL) return;
+  if (*a == NULL) {
+    *a = *b;
   } else {
-    s->list = SPAN_LIST_FULL;
-    list_insert(&mc->full, s);
+    mspan *at = (*a)->prev, *bt = (*b)->prev;
+    at->next = *b;
+    (*b)->prev = at;
+    bt->next = *a;
+    (*a)->prev = bt;
   }
+  *b = NULL;
+}
+
+static mspan **list_of(mcentral *mc, uint8_t which) {
+  return which == SPAN_LIST_PARTIAL ? &mc->partial
+         : which == SPAN_LIST_FULL  ? &mc->full
+                                    : &mc->unswept;
+}
+
+static void put_on_list(mcentral *mc, mspan *s) {
+  s->list = s->allocCount < s->nelems ? SPAN_LIST_PARTIAL : SPAN_LIST_FULL;
+  list_insert(list_of(mc, s->list), s);
 }
 
 static void take_off_list(mcentral *mc, mspan *s) {
-  list_remove(s->list == SPAN_LIST_PARTIAL ? &mc->partial : &mc->full, s);
+  list_remove(list_of(mc, s->list), s);
   s->list = SPAN_LIST_NONE;
+}
+
+/* Free an empty, listed-or-taken span to the heap (mc->lock held). */
+static void release_span(mcentral *mc, mspan *s) {
+  if (s->list != SPAN_LIST_NONE) take_off_list(mc, s);
+  mc->nspans--;
+  ga__mheap_freeSpan(s); /* lock order mcentral -> mheap */
 }
 
 /* Hand a span (with a free slot, allocCount exact) to cache c: set the
@@ -85,16 +110,20 @@ static mspan *have_span(mspan *s, mcache *c) {
     w++;
   s->allocCountBeforeCache = s->allocCount;
   s->localFrees = 0;
+  ga__heapLive_add((intptr_t)(s->nelems - s->allocCount) * (intptr_t)s->elemsize);
   ga__span_windowBegin(s);
   ga__span_loadWindow(s, w);
   atomic_store_explicit(&s->cache, c, memory_order_relaxed);
-  atomic_store_explicit(&s->owner, s->tiny ? NULL : c, memory_order_relaxed);
+  atomic_store_explicit(&s->owner, (s->tiny || s->specials) ? NULL : c,
+                        memory_order_relaxed);
   ga__span_windowEnd(s);
   return s;
 }
 
 mspan *ga__mcentral_cacheSpan(unsigned ci, mcache *c) {
   mcentral *mc = &central[ci];
+  unsigned cl = mc->spanclass >> 1;
+  ga__deductSweepCredit((uintptr_t)ga__class_to_npages[cl] * GA_PAGE_SIZE, 0);
   mspan *s;
   ga_mutex_lock(&mc->lock);
   while ((s = mc->partial) != NULL) {
@@ -103,6 +132,13 @@ mspan *ga__mcentral_cacheSpan(unsigned ci, mcache *c) {
     if (s->allocCount < s->nelems) goto have;
     put_on_list(mc, s); /* cannot happen: frees only add room */
     break;
+  }
+  /* Unswept spans: sweep them as we go (Go's cacheSpan). */
+  for (int budget = SCAN_BUDGET; (s = mc->unswept) != NULL && budget > 0; budget--) {
+    take_off_list(mc, s);
+    ga__sweep_span_locked(s, true);
+    if (s->allocCount < s->nelems) goto have;
+    put_on_list(mc, s);
   }
   /* Full spans may have been freed into by other threads since. */
   s = mc->full;
@@ -118,7 +154,6 @@ mspan *ga__mcentral_cacheSpan(unsigned ci, mcache *c) {
   if (s != NULL) mc->full = s; /* rotate: resume the scan here next time */
   ga_mutex_unlock(&mc->lock);
 
-  unsigned cl = mc->spanclass >> 1;
   s = ga__mheap_alloc(ga__class_to_npages[cl], 1, mc->spanclass, mc->tiny);
   if (s == NULL) return NULL;
   ga_mutex_lock(&mc->lock);
@@ -141,17 +176,94 @@ void ga__mcentral_uncacheSpan(mspan *s) {
   ga__span_windowEnd(s);
   ga__span_recount(s);
   ga__stats_uncache(s);
+  /* Undo the part of the refill estimate that was not used. */
+  ga__heapLive_add(-(intptr_t)(s->nelems - s->allocCount) * (intptr_t)s->elemsize);
   if (s->allocCount == 0) {
-    mc->nspans--;
-    ga_mutex_unlock(&mc->lock);
-    ga__mheap_freeSpan(s);
-    return;
+    release_span(mc, s);
+  } else {
+    put_on_list(mc, s);
   }
-  put_on_list(mc, s);
   ga_mutex_unlock(&mc->lock);
 }
 
-/* Fold remote frees into every listed span of mc; free the empty ones and
+/* ---- large spans ---------------------------------------------------------- */
+
+void ga__mcentral_listLarge(mspan *s) {
+  mcentral *mc = &central[s->spanclass];
+  ga_mutex_lock(&mc->lock);
+  mc->nspans++;
+  s->list = SPAN_LIST_FULL;
+  list_insert(&mc->full, s);
+  ga_mutex_unlock(&mc->lock);
+}
+
+/* An explicit free of a large object: unlist it and give its pages back. */
+void ga__mcentral_freeLarge(mspan *s) {
+  mcentral *mc = &central[s->spanclass];
+  ga_mutex_lock(&mc->lock);
+  release_span(mc, s);
+  ga_mutex_unlock(&mc->lock);
+}
+
+/* ---- sweeping support ------------------------------------------------------ */
+
+/* World stopped, at mark termination: every listed span becomes unswept. */
+void ga__mcentral_startSweep(void) {
+  for (unsigned i = 0; i < GA_NUM_CENTRALS; i++) {
+    mcentral *mc = &central[i];
+    ga_mutex_lock(&mc->lock);
+    if (mc->unswept != NULL) ga__throw("sweep not finished at mark termination");
+    list_splice(&mc->unswept, &mc->partial);
+    list_splice(&mc->unswept, &mc->full);
+    mspan *s = mc->unswept;
+    if (s) do {
+        s->list = SPAN_LIST_UNSWEPT;
+        s = s->next;
+      } while (s != mc->unswept);
+    ga_mutex_unlock(&mc->lock);
+  }
+}
+
+/* Sweep one unswept span of central i. Returns pages swept (0 = nothing left
+ * there). */
+uintptr_t ga__mcentral_sweepOne(unsigned i) {
+  mcentral *mc = &central[i];
+  if (__atomic_load_n(&mc->unswept, __ATOMIC_RELAXED) == NULL) return 0;
+  ga_mutex_lock(&mc->lock);
+  mspan *s = mc->unswept;
+  uintptr_t n = 0;
+  if (s != NULL) {
+    n = s->npages;
+    take_off_list(mc, s);
+    if (ga__sweep_span_locked(s, false)) {
+      mc->nspans--;
+      ga__mheap_freeSpan(s);
+    } else {
+      put_on_list(mc, s);
+    }
+  }
+  ga_mutex_unlock(&mc->lock);
+  return n;
+}
+
+uintptr_t ga__mcentral_unsweptCount(void) {
+  uintptr_t n = 0;
+  for (unsigned i = 0; i < GA_NUM_CENTRALS; i++) {
+    mcentral *mc = &central[i];
+    ga_mutex_lock(&mc->lock);
+    mspan *s = mc->unswept;
+    if (s) do {
+        n++;
+        s = s->next;
+      } while (s != mc->unswept);
+    ga_mutex_unlock(&mc->lock);
+  }
+  return n;
+}
+
+/* ---- reclaim ---------------------------------------------------------------- */
+
+/* Fold remote frees into every swept span of a list; free the empty ones and
  * move full spans that gained room to the partial list. mc->lock held. */
 static uintptr_t reclaim_list(mcentral *mc, mspan **head) {
   uintptr_t pages = 0;
@@ -165,10 +277,8 @@ static uintptr_t reclaim_list(mcentral *mc, mspan **head) {
     mspan *next = s->next;
     ga__span_collect(s);
     if (s->allocCount == 0) {
-      take_off_list(mc, s);
-      mc->nspans--;
       pages += s->npages;
-      ga__mheap_freeSpan(s); /* lock order mcentral -> mheap */
+      release_span(mc, s);
     } else if (s->list == SPAN_LIST_FULL && s->allocCount < s->nelems) {
       take_off_list(mc, s);
       put_on_list(mc, s);
@@ -182,12 +292,24 @@ uintptr_t ga__mcentral_reclaimAll(void) {
   uintptr_t pages = 0;
   for (unsigned i = 0; i < GA_NUM_CENTRALS; i++) {
     mcentral *mc = &central[i];
+    if ((mc->spanclass >> 1) == 0) continue; /* large: freed when freed */
     ga_mutex_lock(&mc->lock);
     pages += reclaim_list(mc, &mc->full);
     pages += reclaim_list(mc, &mc->partial);
     ga_mutex_unlock(&mc->lock);
   }
   return pages;
+}
+
+/* Finalizers: a span holding an object with a finalizer sends every free
+ * through the slow path (which forgets the finalizer). Cache owner cleared
+ * under the lock so that a later cacheSpan sees `specials`. */
+void ga__mcentral_markSpecial(mspan *s) {
+  mcentral *mc = central_of(s);
+  ga_mutex_lock(&mc->lock);
+  s->specials = 1;
+  atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+  ga_mutex_unlock(&mc->lock);
 }
 
 /* fork support: take every mcentral lock (in index order, before the heap

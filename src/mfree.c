@@ -33,7 +33,7 @@
  */
 #include <string.h>
 
-#include "internal.h"
+#include "mgc.h"
 
 static const char NOT_OURS[] =
     "invalid pointer: not allocated by goalloc (wild, stack or global address)";
@@ -104,11 +104,11 @@ static mspan *checked_object(uintptr_t a, const char *fn, uintptr_t *idxp) {
 /* Everything the owner fast path does not handle: NULL, frees by other
  * threads and outside the owner's window, large and tiny objects, and bad
  * pointers (reported, never ignored). */
-static GA_NOINLINE void free_slow(uintptr_t a) {
-  if (a == 0) return;
+static void free_checked(uintptr_t a) {
   uintptr_t idx;
   mspan *s = checked_object(a, "ga_free", &idx);
   if (s->tiny) return; /* freed with its block, by the collector */
+  if (s->specials) ga__final_forget(a);
   uint64_t m = (uint64_t)1 << (idx & 63);
   uint64_t old = atomic_fetch_or_explicit(&s->freeBits[idx >> 6], m,
                                           memory_order_acq_rel);
@@ -116,11 +116,19 @@ static GA_NOINLINE void free_slow(uintptr_t a) {
   GA_VG_FREE((void *)a);
   if ((s->spanclass >> 1) == 0) {
     ga__stats_free(0, 1, s->elemsize);
-    ga__mheap_freeSpan(s);
+    ga__heapLive_add(-(intptr_t)s->elemsize);
+    ga__mcentral_freeLarge(s);
     return;
   }
   /* Unconditional plain store (not an RMW): see ga__span_collect. */
   atomic_store_explicit(&s->remotePending, 1, memory_order_release);
+}
+
+static GA_NOINLINE void free_slow(uintptr_t a) {
+  if (a == 0) return;
+  ga__slow_enter();
+  free_checked(a);
+  ga__slow_leave();
 }
 
 /* The owner's free: the object is in the span this thread allocates from.

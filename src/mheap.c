@@ -39,10 +39,13 @@
  */
 #include <string.h>
 
-#include "internal.h"
+#include "mgc.h"
 #include "mpagealloc.h"
 
 heapArena *_Atomic ga__arenas[GA_ARENA_L2_ENTRIES];
+/* Bounds of every address ever given to the heap: a quick filter for the
+ * conservative scan (most words are not heap pointers). */
+_Atomic uintptr_t ga__heapMin = UINTPTR_MAX, ga__heapMax = 0;
 
 /* nelems 0 and allocCache 0 make every fast path fall through to the slow
  * path; state dead makes every pointer lookup on it fail. */
@@ -55,7 +58,6 @@ static struct {
   fixalloc spanalloc;
   uintptr_t curArena, curArenaEnd; /* reserved, not yet given to pages */
   uintptr_t hint;                  /* where to try reserving next */
-  uint32_t sweepgen;
   /* counters (under lock) */
   uintptr_t pagesInUse;
   uintptr_t heapSys;
@@ -72,6 +74,7 @@ static _Atomic int init_state; /* 0 none, 1 running, 2 done */
 void ga__mcache_init(void);
 void ga__mcentral_init(void);
 void ga__bits_init(void);
+void ga__gc_init(void);
 
 void ga__init_slow(void) {
   int expect = 0;
@@ -79,10 +82,11 @@ void ga__init_slow(void) {
     ga__pages_init();
     ga__fixalloc_init(&mheap_.spanalloc, sizeof(mspan));
     mheap_.hint = ARENA_HINT_START;
-    mheap_.sweepgen = 0;
     ga__bits_init();
     ga__mcentral_init();
     ga__mcache_init();
+    ga__gc_init();
+    ga__thread_init();
     atomic_store(&init_state, 2);
     atomic_store_explicit(&ga__inited, 1, memory_order_release);
     return;
@@ -118,6 +122,8 @@ static bool arena_reserve(uintptr_t bytes) {
   uintptr_t p = ga__sys_reserve(hint, bytes, GA_ARENA_BYTES);
   if (p == 0 || ((p + bytes - 1) >> GA_ADDR_BITS) != 0) return false;
   if (!arena_publish(p, p + bytes)) return false;
+  if (p < atomic_load(&ga__heapMin)) atomic_store(&ga__heapMin, p);
+  if (p + bytes > atomic_load(&ga__heapMax)) atomic_store(&ga__heapMax, p + bytes);
   mheap_.hint = p + bytes;
   if (p == mheap_.curArenaEnd && p != 0) { /* contiguous: extend */
     mheap_.curArenaEnd = p + bytes;
@@ -232,7 +238,9 @@ mspan *ga__mheap_alloc(uintptr_t npages, uintptr_t align_pages, unsigned spc,
   atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
   atomic_store_explicit(&s->cache, NULL, memory_order_relaxed);
   atomic_store_explicit(&s->remotePending, 0, memory_order_relaxed);
-  atomic_store_explicit(&s->sweepgen, mheap_.sweepgen, memory_order_relaxed);
+  atomic_store_explicit(&s->sweepgen, atomic_load(&ga__sweepgen_h),
+                        memory_order_relaxed);
+  s->specials = 0;
   ga__span_allocBits(s);
   if (s->allocBits == NULL) {
     ga__fixalloc_free(&mheap_.spanalloc, s);

@@ -100,6 +100,8 @@
  *   free(n)          O(n/64 + chunks touched + h*8 per changed ancestor)
  *   grow(n)          O(n/64), plus one mprotect per metadata array
  *   take_unscavenged O(4 words of scavidx + 8 words + run/64)
+ *   find_unscavenged O(scavidx levels + 8 words) per chunk the index names
+ *                    at or below the bound (the _in variant adds run/64)
  *   verify           O(grown chunks * 16 words) + the scavidx bitmaps
  * update() walks up from the changed leaves and stops at the first level
  * where nothing changed, so a 1-page alloc or free usually touches 1-2 levels.
@@ -798,6 +800,92 @@ void ga__pages_free_scavenged(uintptr_t base, uintptr_t npages) {
   pa.free_pages += npages;
   pa.scav_pages += npages;
   if (p < pa.search) pa.search = p;
+}
+
+/* Highest chunk <= c whose scavidx bit is set, or NCHUNKS: climb while the
+ * word holding the position has no set bit at or below it, then descend. */
+static uintptr_t scavidx_highest_le(uintptr_t c) {
+  uintptr_t i = c;
+  int k = 0;
+  for (;;) {
+    uint64_t w = pa.scavidx[k][i >> 6] & (~(uint64_t)0 >> (63 - (i & 63)));
+    if (w != 0) {
+      i = (i & ~(uintptr_t)63) + 63 - (uintptr_t)__builtin_clzll(w);
+      break;
+    }
+    if ((i >> 6) == 0) return NCHUNKS;
+    if (k == SCAV_LEVELS - 1) { /* the top level: the word before, whole */
+      i = (i & ~(uintptr_t)63) - 1;
+      continue;
+    }
+    i = (i >> 6) - 1; /* every bit of the words up to this one, one level up */
+    k++;
+  }
+  for (; k > 0; k--) {
+    uint64_t w = pa.scavidx[k - 1][i];
+    i = i * 64 + 63 - (uintptr_t)__builtin_clzll(w);
+  }
+  return i;
+}
+
+/* Highest free, unscavenged page index < hi, or NOTFOUND. Visits one chunk
+ * bitmap per chunk that the scavenge index names at or below hi. */
+static uintptr_t find_unscav_below(uintptr_t hi) {
+  if (!pa.ready || hi == 0) return NOTFOUND;
+  uintptr_t p = hi - 1;
+  if (p >= MAX_PAGE) p = MAX_PAGE - 1;
+  for (;;) {
+    uintptr_t c = scavidx_highest_le(p >> CHUNK_PAGES_SHIFT);
+    if (c == NCHUNKS) return NOTFOUND;
+    if (c < (p >> CHUNK_PAGES_SHIFT)) p = (c << CHUNK_PAGES_SHIFT) + CHUNK_PAGES - 1;
+    const chunk_t *ch = &pa.chunks[c];
+    unsigned w = (unsigned)((p & (CHUNK_PAGES - 1)) >> 6);
+    uint64_t cand = ~ch->alloc[w] & ~ch->scav[w] &
+                    (~(uint64_t)0 >> (63 - (p & 63)));
+    while (cand == 0 && w > 0) {
+      w--;
+      cand = ~ch->alloc[w] & ~ch->scav[w];
+    }
+    if (cand != 0)
+      return (c << CHUNK_PAGES_SHIFT) + w * 64 + 63 -
+             (uintptr_t)__builtin_clzll(cand);
+    if (c == 0) return NOTFOUND;
+    p = (c << CHUNK_PAGES_SHIFT) - 1; /* nothing at or below p here */
+  }
+}
+
+uintptr_t ga__pages_find_unscavenged(uintptr_t below) {
+  uintptr_t p = find_unscav_below(below >> PAGE_SHIFT);
+  return p == NOTFOUND ? 0 : p << PAGE_SHIFT;
+}
+
+uintptr_t ga__pages_take_unscavenged_in(uintptr_t lo, uintptr_t hi,
+                                        uintptr_t max_pages, uintptr_t *base) {
+  if (base != NULL) *base = 0;
+  if (max_pages == 0 || hi <= lo) return 0;
+  const uintptr_t lop = lo >> PAGE_SHIFT;
+  const uintptr_t top = find_unscav_below(hi >> PAGE_SHIFT);
+  if (top == NOTFOUND || top < lop) return 0;
+  if (max_pages > top - lop + 1) max_pages = top - lop + 1;
+  /* Extend the run downwards a word at a time, as take_unscavenged does. */
+  uintptr_t len = 0, pg = top;
+  for (;;) {
+    uintptr_t cc = pg >> CHUNK_PAGES_SHIFT;
+    if (!is_grown(cc)) break;
+    const chunk_t *x = &pa.chunks[cc];
+    unsigned bit = (unsigned)(pg & 63), wi = (unsigned)((pg & 511) >> 6);
+    uint64_t v = (~x->alloc[wi] & ~x->scav[wi]) << (63 - bit);
+    uintptr_t run = ~v == 0 ? 64 : (uintptr_t)__builtin_clzll(~v);
+    if (run > max_pages - len) run = max_pages - len;
+    len += run;
+    if (len == max_pages || run < bit + 1 || pg < run) break;
+    pg -= run;
+  }
+  const uintptr_t p0 = top - len + 1;
+  mark_range(p0, len, OP_TAKE);
+  pa.free_pages -= len;
+  if (base != NULL) *base = p0 << PAGE_SHIFT;
+  return len;
 }
 
 uintptr_t ga__pages_free_count(void) { return pa.free_pages; }

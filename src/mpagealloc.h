@@ -55,6 +55,17 @@ uintptr_t ga__pages_take_unscavenged(uintptr_t max_pages, uintptr_t *base);
 /* Free a run taken with ga__pages_take_unscavenged, now marked scavenged. */
 void ga__pages_free_scavenged(uintptr_t base, uintptr_t npages);
 
+/* The scavenger's walk from high addresses to low: the address of the
+ * highest free, unscavenged page below `below`, or 0 if there is none. */
+uintptr_t ga__pages_find_unscavenged(uintptr_t below);
+
+/* ga__pages_take_unscavenged restricted to [lo, hi): take the highest run of
+ * free, unscavenged pages that lies inside [lo, hi), at most max_pages long.
+ * Returns npages (0 = none there) and its base in *base; the caller frees it
+ * with ga__pages_free_scavenged (or ga__pages_free if the OS refused). */
+uintptr_t ga__pages_take_unscavenged_in(uintptr_t lo, uintptr_t hi,
+                                        uintptr_t max_pages, uintptr_t *base);
+
 /* Counters, for statistics and tests. */
 uintptr_t ga__pages_free_count(void);       /* free pages (incl. scavenged) */
 uintptr_t ga__pages_scavenged_count(void);  /* free pages that are scavenged */

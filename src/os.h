@@ -23,8 +23,10 @@ uintptr_t ga__sys_reserve(uintptr_t hint, size_t size, size_t align);
 int ga__sys_map(uintptr_t p, size_t size);
 
 /* Tell the OS the pages in [p, p+size) are unused (MADV_DONTNEED): memory is
- * returned at once and the pages read as zero on their next touch. */
-void ga__sys_unused(uintptr_t p, size_t size);
+ * returned at once and the pages read as zero on their next touch. Returns 0,
+ * or -1 if the OS refused (e.g. mlock'ed memory): the pages then keep their
+ * contents and must not be treated as zero. */
+int ga__sys_unused(uintptr_t p, size_t size);
 
 /* Map `size` bytes of zeroed, readable, writable memory anywhere, for off-heap
  * metadata (MAP_NORESERVE: pages are committed only when touched).
@@ -49,5 +51,11 @@ int ga__sys_ncpu(void);
 /* futex wait/wake on a 32-bit word (private to the process). */
 void ga__sys_futex_wait(uint32_t *addr, uint32_t val);
 void ga__sys_futex_wake(uint32_t *addr, int n);
+/* futex wait that gives up after timeout_ns (<= 0: return at once). */
+void ga__sys_futex_wait_ns(uint32_t *addr, uint32_t val, int64_t timeout_ns);
+
+/* Wall-clock time (CLOCK_REALTIME) in nanoseconds since 1970, for statistics
+ * that report dates (Go's LastGC). */
+int64_t ga__sys_walltime(void);
 
 #endif /* GA_OS_H */

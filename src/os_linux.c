@@ -51,12 +51,13 @@ int ga__sys_map(uintptr_t p, size_t size) {
   return r == 0 ? 0 : -1;
 }
 
-void ga__sys_unused(uintptr_t p, size_t size) {
+int ga__sys_unused(uintptr_t p, size_t size) {
   int saved = errno;
   /* MADV_DONTNEED, never MADV_FREE: the heap relies on released pages
    * reading as zero (calloc does not clear them again). */
-  madvise((void *)p, size, MADV_DONTNEED);
+  int r = madvise((void *)p, size, MADV_DONTNEED);
   errno = saved;
+  return r == 0 ? 0 : -1;
 }
 
 void *ga__sys_alloc(size_t size) {
@@ -108,6 +109,21 @@ void ga__sys_futex_wait(uint32_t *addr, uint32_t val) {
   int saved = errno;
   syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
   errno = saved;
+}
+
+void ga__sys_futex_wait_ns(uint32_t *addr, uint32_t val, int64_t timeout_ns) {
+  if (timeout_ns <= 0) return;
+  int saved = errno;
+  struct timespec ts = {.tv_sec = timeout_ns / 1000000000,
+                        .tv_nsec = timeout_ns % 1000000000};
+  syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, &ts, NULL, 0);
+  errno = saved;
+}
+
+int64_t ga__sys_walltime(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 void ga__sys_futex_wake(uint32_t *addr, int n) {

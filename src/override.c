@@ -29,9 +29,10 @@
  * pthread key (pthread_key_create does not allocate), and registers its
  * pthread_atfork handlers only after the calling thread's cache is
  * installed (fork.c), so a malloc made by pthread_atfork lands on a working
- * heap instead of recursing. The code in this file that may allocate
- * (getenv is safe, but stdio and getrusage are only used at exit) runs in
- * the library constructor and destructor, never inside malloc.
+ * heap instead of recursing. This file adds no state to the allocation
+ * paths; its own start-up work (getenv, dup of stderr) and the exit summary
+ * run in the library constructor and destructor, never inside malloc, and
+ * format text by hand and write(2) it rather than use stdio.
  *
  * Options (read once, in the library constructor, since the environment is
  * not set up yet when the loader makes its first allocations):
@@ -51,6 +52,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +62,10 @@
 #include "internal.h"
 
 #define OVR_EXPORT __attribute__((visibility("default")))
+
+/* Referenced by override_cxx.cpp so that a static link that takes the C++
+ * operators also takes this file (and with it malloc). */
+const char ga__override_c[] = "goalloc malloc override";
 
 /* glibc no longer declares these, but exports them and programs still call
  * them (cfree for old binaries, __libc_* to bypass malloc hooks). */
@@ -75,6 +81,11 @@ OVR_EXPORT void *__libc_pvalloc(size_t size);
 /* ---- statistics (GOALLOC_SHOW_STATS) ----------------------------------- */
 
 static bool stats_on;
+/* Where the summary goes: a duplicate of stderr taken at start-up, because
+ * many programs close stderr on their way out (coreutils and xz check for
+ * write errors that way) before the library destructor runs. Close-on-exec,
+ * and numbered high so as not to take a descriptor the program expects. */
+static int stats_fd = 2;
 
 static char *fmt_u64(char *buf, uint64_t v) {
   char tmp[24];
@@ -129,7 +140,13 @@ static void print_stats(void) {
   e = ga__fmt_str(e, "; peak RSS ");
   e = fmt_mib(e, maxrss);
   e = ga__fmt_str(e, "\n");
-  ga__sys_write_err(buf, (size_t)(e - buf));
+  const char *w = buf;
+  while (w < e) {
+    ssize_t n = write(stats_fd, w, (size_t)(e - w));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    w += n;
+  }
 }
 
 /* ---- start-up and exit ------------------------------------------------- */
@@ -142,6 +159,10 @@ static bool env_on(const char *name) {
 __attribute__((constructor)) static void override_init(void) {
   ga__ensure_init();
   stats_on = env_on("GOALLOC_SHOW_STATS");
+  if (stats_on) {
+    int fd = fcntl(2, F_DUPFD_CLOEXEC, 200);
+    if (fd >= 0) stats_fd = fd;
+  }
   if (env_on("GOALLOC_VERBOSE")) {
     char buf[128], *e = buf;
     e = ga__fmt_str(e, "goalloc: initialised, malloc is goalloc's (pid ");

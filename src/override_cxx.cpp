@@ -35,6 +35,13 @@
 
 extern "C" void ga__sys_write_err(const char *msg, size_t len); // os.h
 
+// Linking libgoalloc-override.a statically into a C++ program that never
+// names malloc itself must still replace malloc (libstdc++ and libc call
+// it): this reference makes the linker take override.c's object whenever
+// it takes this one.
+extern "C" const char ga__override_c[];
+__attribute__((used)) static const char *const pull_override_c = ga__override_c;
+
 namespace std {
 // Weak, so that a C program that preloads us does not need libstdc++.
 new_handler get_new_handler() noexcept __attribute__((weak));

@@ -1,0 +1,885 @@
+#!/usr/bin/env python3
+"""
+runner.py — run every workload against every installed allocator and report.
+
+Called by bench/run.sh (which builds first); see bench/README.md. Python 3
+standard library only; matplotlib is used for the chart when it imports.
+
+Method, and why:
+  * Interleaved rounds. A round runs the workload once under each allocator;
+    the order rotates from round to round (A B C, B C A, C A B, ...), so a
+    slow spell of a noisy machine lands on every allocator alike and no
+    allocator always follows the same neighbour. Round 0 is a warm-up
+    (page cache, CPU frequency) and is discarded.
+  * Each run is a fresh process started by bench_launch, which reports the
+    wall time of the whole process and its peak RSS from wait4 (a launcher
+    is needed because Linux carries a parent's peak RSS over exec, and this
+    Python process is bigger than the small workloads).
+  * Per allocator: median and min–max over the measured rounds. Ratios to
+    goalloc are taken pair by pair — allocator/goalloc within the same round,
+    then the median of those — so a disturbance that hits one round moves
+    both sides of its ratio.
+  * Every workload prints a checksum computed from what it read back out of
+    its objects. All allocators must agree with glibc, every round; a
+    mismatch, a crash, a timeout, corrupted objects, or a preload that did
+    not load is reported as FAILED and makes the runner exit 1. A broken
+    allocator must not look fast.
+"""
+
+import argparse
+import csv
+import datetime
+import glob
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+APT_LINE = ("sudo apt-get install libmimalloc-dev libjemalloc-dev "
+            "libgoogle-perftools-dev libgc-dev golang-go")
+
+
+# --------------------------------------------------------------------------
+# Workloads. `stem` names the binaries bench_<stem> (plain malloc API) and
+# bench_<stem>_goalloc; `quick` / `full` are the arguments for each mode,
+# sized so that glibc takes ~0.2-0.5 s (quick) and ~1-3 s (full) on the
+# project's 2-core machine; malloc-batch and xthread are sized for the fast
+# allocators instead (~0.1-0.2 s quick, ~0.5 s full), since glibc is 5-20x
+# slower there. `kind` says which allocators apply: "malloc" workloads run
+# against every malloc implementation; the collector issues add "gc"
+# workloads (goalloc's collector, Boehm GC, Go).
+# --------------------------------------------------------------------------
+
+class Workload:
+    def __init__(self, name, stem, kind, quick, full, what):
+        self.name, self.stem, self.kind = name, stem, kind
+        self.quick, self.full, self.what = quick, full, what
+
+    def args(self, mode):
+        return list(self.quick if mode == "quick" else self.full)
+
+
+WORKLOADS = [
+    Workload("malloc-pairs", "malloc_pairs", "malloc", ["40e6"], ["250e6"],
+             "1 thread, malloc+free pairs, 8..512 B"),
+    Workload("malloc-batch", "malloc_batch", "malloc", ["20e6"], ["80e6"],
+             "1 thread, 1000 mallocs then 1000 frees, 8..512 B"),
+    Workload("churn", "churn", "malloc", ["3e6", "65536"], ["20e6", "65536"],
+             "1 thread, 64K live objects replaced at random, 8 B..64 KiB skewed"),
+    Workload("larson", "larson", "malloc", ["6e6", "2"], ["40e6", "2"],
+             "2 threads swap objects through a shared table; threads restart"),
+    Workload("xthread", "xthread", "malloc", ["4e6"], ["1.5e7"],
+             "producer thread mallocs, consumer thread frees"),
+]
+
+# The fast-path micro benchmarks measured in --callgrind mode: N pairs, and
+# the same loop without allocator calls ("baseline") and with N = 0.
+CALLGRIND_WORKLOADS = ["malloc-pairs", "malloc-batch"]
+CALLGRIND_N = 200000
+
+
+# --------------------------------------------------------------------------
+# Allocators.
+# --------------------------------------------------------------------------
+
+class Allocator:
+    """One way of running a workload: which binary variant, which preload."""
+
+    def __init__(self, name, kind, suffix="", preload=None, version="",
+                 package=""):
+        self.name, self.kind = name, kind
+        self.suffix = suffix          # binary: bench_<stem><suffix>
+        self.preload = preload        # LD_PRELOAD path, or None
+        self.version = version
+        self.package = package
+
+    def binary(self, bindir, workload):
+        return os.path.join(bindir, "bench_" + workload.stem + self.suffix)
+
+    def env(self):
+        return ["LD_PRELOAD=" + self.preload] if self.preload else []
+
+
+def run_quiet(cmd):
+    try:
+        return subprocess.run(cmd, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True,
+                              check=False).stdout
+    except OSError:
+        return ""
+
+
+_ldcache = None
+
+
+def find_library(names):
+    """The first of `names` (sonames, most preferred first) that the dynamic
+    loader knows (ldconfig -p), else that exists in a usual library folder."""
+    global _ldcache
+    if _ldcache is None:
+        _ldcache = {}
+        ldconfig = (shutil.which("ldconfig") or
+                    next((p for p in ("/sbin/ldconfig", "/usr/sbin/ldconfig")
+                          if os.path.exists(p)), None))
+        if ldconfig:
+            # "libfoo.so.2 (libc6,x86-64) => /lib/x86_64-linux-gnu/libfoo.so.2";
+            # on x86-64 skip the 32-bit entries (flags without "x86-64").
+            want64 = platform.machine() == "x86_64"
+            for line in run_quiet([ldconfig, "-p"]).splitlines():
+                m = re.match(r"\s*(\S+) \((.*)\) => (\S+)", line)
+                if m and (not want64 or "x86-64" in m.group(2)):
+                    _ldcache.setdefault(m.group(1), m.group(3))
+    dirs = ["/usr/lib/%s-linux-gnu" % platform.machine(),
+            "/lib/%s-linux-gnu" % platform.machine(),
+            "/usr/lib64", "/usr/lib", "/usr/local/lib"]
+    for n in names:
+        if n in _ldcache and os.path.exists(_ldcache[n]):
+            return _ldcache[n]
+        for d in dirs:
+            p = os.path.join(d, n)
+            if os.path.exists(p):
+                return p
+    return None
+
+
+def package_of(path):
+    """(package, version) owning a file, from dpkg; ('', '') if unknown."""
+    if not shutil.which("dpkg-query"):
+        return "", ""
+    real = os.path.realpath(path)
+    candidates = [path, real]
+    for p in (path, real):   # merged /usr: dpkg may know either spelling
+        if p.startswith("/usr/lib/"):
+            candidates.append(p[len("/usr"):])
+        elif p.startswith("/lib/"):
+            candidates.append("/usr" + p)
+    for c in candidates:
+        out = run_quiet(["dpkg-query", "-S", c]).strip()
+        if out:
+            pkg = out.split(":")[0].strip()
+            ver = run_quiet(["dpkg-query", "-W", "-f=${Version}\\n", pkg]).strip()
+            return pkg, ver.splitlines()[0] if ver else ""
+    return "", ""
+
+
+def glibc_version():
+    ver = run_quiet(["dpkg-query", "-W", "-f=${Version}", "libc6"]).strip()
+    if ver:
+        return "libc6", ver.splitlines()[0]
+    try:
+        return "", os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError):
+        return "", ""
+
+
+# malloc peers used through LD_PRELOAD: name -> sonames (preferred first).
+# tcmalloc: the "minimal" build is the allocator alone (no profiler hooks),
+# which is what allocator comparisons use.
+MALLOC_PEERS = [
+    ("mimalloc", ["libmimalloc.so.3", "libmimalloc.so.2", "libmimalloc.so"]),
+    ("jemalloc", ["libjemalloc.so.2", "libjemalloc.so"]),
+    ("tcmalloc", ["libtcmalloc_minimal.so.4", "libtcmalloc_minimal.so",
+                  "libtcmalloc.so.4"]),
+]
+
+
+def exports_malloc(lib):
+    """Does the library define malloc and free? A preload that does not is
+    ignored by the loader's symbol lookup: the run would measure glibc under
+    another name. (Unknown without binutils' nm: assume yes.)"""
+    if not shutil.which("nm"):
+        return True
+    syms = set()
+    for line in run_quiet(["nm", "-D", "--defined-only", lib]).splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[1] in ("T", "W", "i"):
+            syms.add(parts[2].split("@")[0])
+    return {"malloc", "free"} <= syms
+
+
+def find_override(build_dir):
+    """goalloc's malloc drop-in (libgoalloc-override.so), if the tree builds one."""
+    hits = sorted(glob.glob(os.path.join(build_dir, "**", "libgoalloc-override.so*"),
+                            recursive=True), key=len)
+    return hits[0] if hits else None
+
+
+def detect_allocators(build_dir, extra_peers):
+    allocs, skipped, notes = [], [], []
+    allocs.append(Allocator("goalloc", "malloc", suffix="_goalloc",
+                            version="this tree (libgoalloc.a, linked statically)"))
+    ov = find_override(build_dir)
+    if ov and not exports_malloc(ov):
+        notes.append("goalloc-preload: %s does not define malloc and free: "
+                     "not measured" % os.path.relpath(ov, ROOT))
+    elif ov:
+        allocs.append(Allocator("goalloc-preload", "malloc", preload=ov,
+                                version="this tree (%s via LD_PRELOAD)"
+                                % os.path.relpath(ov, ROOT)))
+    else:
+        notes.append("goalloc-preload: no libgoalloc-override.so in the build "
+                     "tree yet (only the statically linked goalloc is measured)")
+    pkg, ver = glibc_version()
+    allocs.append(Allocator("glibc", "malloc", version=ver, package=pkg))
+    for name, sonames in MALLOC_PEERS:
+        lib = find_library(sonames)
+        if lib and not exports_malloc(lib):
+            notes.append("%s: %s does not define malloc and free: not measured"
+                         % (name, lib))
+            skipped.append(name)
+        elif lib:
+            pkg, ver = package_of(lib)
+            allocs.append(Allocator(name, "malloc", preload=lib,
+                                    version=ver or "not from a package (%s)" % lib,
+                                    package=pkg))
+        else:
+            skipped.append(name)
+    for spec in extra_peers:
+        name, _, lib = spec.partition("=")
+        if not lib or not os.path.exists(lib):
+            sys.exit("runner: --peer %s: no such library" % spec)
+        if not exports_malloc(lib):
+            sys.exit("runner: --peer %s: the library does not define malloc "
+                     "and free" % spec)
+        pkg, ver = package_of(lib)
+        allocs.append(Allocator(name, "malloc", preload=os.path.abspath(lib),
+                                version=ver or lib, package=pkg))
+    # Collector peers: used by the "gc" workloads (none yet).
+    if find_library(["libgc.so.1", "libgc.so"]):
+        notes.append("Boehm GC is installed; it runs in the GC workloads (none yet)")
+    else:
+        skipped.append("boehm-gc")
+    if shutil.which("go"):
+        notes.append("Go is installed; it runs in the GC workloads (none yet)")
+    else:
+        skipped.append("go")
+    return allocs, skipped, notes
+
+
+# --------------------------------------------------------------------------
+# Running one workload once.
+# --------------------------------------------------------------------------
+
+class RunResult:
+    def __init__(self):
+        self.ok = False
+        self.error = ""
+        self.wall_s = self.maxrss_kb = self.self_ms = None
+        self.user_s = self.sys_s = None
+        self.checksum = None
+        self.stdout = self.stderr = ""
+
+
+def parse_report(text):
+    out = {}
+    for line in text.splitlines():
+        k, sep, v = line.partition(":")
+        if sep:
+            out[k.strip()] = v.strip()
+    return out
+
+
+def run_once(launcher, cmd, env, timeout):
+    r = RunResult()
+    fd, resfile = tempfile.mkstemp(prefix="bench-", suffix=".res")
+    os.close(fd)
+    full = [launcher, "-o", resfile, "-t", str(timeout)]
+    for e in env:
+        full += ["-e", e]
+    full += ["--"] + cmd
+    try:
+        p = subprocess.run(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=timeout + 30, check=False)
+        r.stdout, r.stderr = p.stdout, p.stderr
+        with open(resfile) as f:
+            res = dict(kv.split("=", 1) for kv in f.read().split())
+    except (subprocess.TimeoutExpired, OSError, ValueError) as e:
+        r.error = "launcher failed: %s" % e
+        return r
+    finally:
+        os.unlink(resfile)
+    r.wall_s = int(res["wall_ns"]) / 1e9
+    r.maxrss_kb = int(res["maxrss_kb"])
+    r.user_s = int(res["user_us"]) / 1e6
+    r.sys_s = int(res["sys_us"]) / 1e6
+    status, sig = int(res["status"]), int(res["signal"])
+    rep = parse_report(r.stdout)
+    if sig:
+        r.error = "killed by signal %d%s" % (
+            sig, " (timeout after %d s)" % timeout if sig == 9 else "")
+    elif status != 0:
+        r.error = "exit status %d" % status
+    elif "cannot be preloaded" in r.stderr:
+        r.error = "the preload did not load (ran with glibc instead)"
+    elif "checksum" not in rep:
+        r.error = "no checksum line in the output"
+    elif rep.get("errors", "0") != "0":
+        r.error = "%s objects did not verify" % rep.get("errors")
+    else:
+        r.ok = True
+    if r.error:
+        tail = (r.stderr.strip().splitlines() or [""])[-3:]
+        if any(tail):
+            r.error += ": " + " | ".join(t.strip() for t in tail)
+    r.checksum = rep.get("checksum")
+    r.self_ms = float(rep["time_ms"]) if "time_ms" in rep else None
+    return r
+
+
+# --------------------------------------------------------------------------
+# Statistics.
+# --------------------------------------------------------------------------
+
+def med(xs):
+    return statistics.median(xs) if xs else None
+
+
+def summarise(workloads, allocs, samples):
+    """samples[(w, a)] = list of (round, RunResult), measured rounds only."""
+    summary = []
+    for w in workloads:
+        base = {rnd: r for rnd, r in samples.get((w.name, "goalloc"), []) if r.ok}
+        for a in allocs:
+            runs = [(rnd, r) for rnd, r in samples.get((w.name, a.name), []) if r.ok]
+            if not runs:
+                continue
+            t = [r.wall_s for _, r in runs]
+            m = [r.maxrss_kb for _, r in runs]
+            tr = [r.wall_s / base[rnd].wall_s for rnd, r in runs if rnd in base]
+            mr = [r.maxrss_kb / base[rnd].maxrss_kb for rnd, r in runs if rnd in base]
+            summary.append({
+                "workload": w.name, "allocator": a.name, "rounds": len(runs),
+                "time_s_median": med(t), "time_s_min": min(t), "time_s_max": max(t),
+                "rss_kb_median": med(m), "rss_kb_min": min(m), "rss_kb_max": max(m),
+                "time_ratio": med(tr), "time_ratio_min": min(tr) if tr else None,
+                "time_ratio_max": max(tr) if tr else None,
+                "rss_ratio": med(mr), "rss_ratio_min": min(mr) if mr else None,
+                "rss_ratio_max": max(mr) if mr else None,
+                "self_ms_median": med([r.self_ms for _, r in runs if r.self_ms is not None]),
+            })
+    return summary
+
+
+# --------------------------------------------------------------------------
+# Reporting.
+# --------------------------------------------------------------------------
+
+def machine_info():
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(f.readline().split()[1])
+            mem = "%.1f GiB" % (kb / 1048576)
+    except (OSError, ValueError, IndexError):
+        pass
+    commit = run_quiet(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]).strip()
+    if commit and run_quiet(["git", "-C", ROOT, "status", "--porcelain",
+                             "--untracked-files=no"]).strip():
+        commit += " (with uncommitted changes)"
+    return {
+        "cpu": cpu or platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "memory": mem,
+        "kernel": platform.release(),
+        "os": platform.platform(terse=True),
+        "compiler": (run_quiet(["cc", "--version"]).splitlines() or [""])[0],
+        "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "commit": commit or "none (no commit yet)",
+    }
+
+
+class OtherLoad:
+    """How much CPU did other processes use while we measured?
+
+    /proc/stat gives the CPU time the whole machine spent busy; our own share
+    is this process plus every descendant it reaped (os.times: the launcher
+    and the workloads). The rest, divided by the elapsed time, is the number
+    of cores something else kept busy — the noise the medians had to absorb.
+    Unlike the load average it is not inflated by the build that just ran or
+    by the benchmark itself."""
+
+    def __init__(self):
+        self.start = self._sample()
+
+    @staticmethod
+    def _sample():
+        try:
+            with open("/proc/stat") as f:
+                v = [int(x) for x in f.readline().split()[1:]]
+            busy = (sum(v) - v[3] - (v[4] if len(v) > 4 else 0)) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
+        t = os.times()
+        return busy, t.user + t.system + t.children_user + t.children_system, t.elapsed
+
+    def cores(self):
+        end = self._sample()
+        if not self.start or not end or end[2] <= self.start[2]:
+            return None
+        other = (end[0] - self.start[0]) - (end[1] - self.start[1])
+        return max(0.0, other / (end[2] - self.start[2]))
+
+
+def fmt_other_load(meta):
+    x = meta.get("other_load_cores")
+    if x is None:
+        return "unknown"
+    return "%.2f cores on average%s" % (
+        x, " — the machine was busy: trust only large differences" if x > 0.25 else "")
+
+
+def fmt_time(s):
+    return "%.3f" % s if s < 10 else "%.1f" % s
+
+
+def fmt_mb(kb):
+    return "%.1f" % (kb / 1024)
+
+
+def fmt_ratio(x):
+    return "—" if x is None else "%.2f" % x
+
+
+def markdown(meta, allocs, skipped, notes, workloads, summary, failures, mode,
+             rounds):
+    L = []
+    L.append("# goalloc benchmark — %s mode" % mode)
+    L.append("")
+    L.append("- date: %s; commit: %s" % (meta["date"], meta["commit"]))
+    L.append("- machine: %s, %s cores, %s; kernel %s; %s"
+             % (meta["cpu"], meta["cores"], meta["memory"], meta["kernel"],
+                meta["compiler"]))
+    L.append("- CPU used by other processes while measuring: %s" % fmt_other_load(meta))
+    L.append("- method: %d measured rounds after 1 warm-up round, allocators "
+             "interleaved (order rotated each round); each run a fresh process; "
+             "wall time of the process, peak RSS from wait4; ratio = allocator ÷ "
+             "goalloc within a round, median over rounds (> 1: goalloc is faster "
+             "/ smaller)" % rounds)
+    L.append("")
+    L.append("| allocator | version |")
+    L.append("|---|---|")
+    for a in allocs:
+        L.append("| %s | %s%s |" % (a.name, (a.package + " ") if a.package else "",
+                                    a.version or "?"))
+    L.append("")
+    if skipped:
+        L.append("Skipped (not installed): %s. Install them with `%s`."
+                 % (", ".join(skipped), APT_LINE))
+        L.append("")
+    for n in notes:
+        L.append("Note: " + n + ".")
+    if notes:
+        L.append("")
+
+    by = {(s["workload"], s["allocator"]): s for s in summary}
+    names = [a.name for a in allocs]
+    L.append("## Time and peak RSS relative to goalloc (allocator ÷ goalloc)")
+    L.append("")
+    L.append("| workload | " + " | ".join(names) + " |")
+    L.append("|---" * (len(names) + 1) + "|")
+    for w in workloads:
+        cells = []
+        for n in names:
+            s = by.get((w.name, n))
+            if s is None:
+                cells.append("FAILED" if any(f[0] == w.name and f[1] == n
+                                             for f in failures) else "—")
+            else:
+                cells.append("%s / %s" % (fmt_ratio(s["time_ratio"]),
+                                          fmt_ratio(s["rss_ratio"])))
+        L.append("| %s | %s |" % (w.name, " | ".join(cells)))
+    L.append("")
+    L.append("Each cell: time ratio / peak-RSS ratio.")
+    L.append("")
+    L.append("## Medians and ranges")
+    L.append("")
+    L.append("| workload | allocator | time s, median [min–max] | ÷ goalloc [min–max] "
+             "| peak RSS MiB, median [min–max] | ÷ goalloc |")
+    L.append("|---|---|---|---|---|---|")
+    for w in workloads:
+        for n in names:
+            s = by.get((w.name, n))
+            if s is None:
+                continue
+            L.append("| %s | %s | %s [%s–%s] | %s [%s–%s] | %s [%s–%s] | %s |" % (
+                w.name, n, fmt_time(s["time_s_median"]), fmt_time(s["time_s_min"]),
+                fmt_time(s["time_s_max"]), fmt_ratio(s["time_ratio"]),
+                fmt_ratio(s["time_ratio_min"]), fmt_ratio(s["time_ratio_max"]),
+                fmt_mb(s["rss_kb_median"]), fmt_mb(s["rss_kb_min"]),
+                fmt_mb(s["rss_kb_max"]), fmt_ratio(s["rss_ratio"])))
+    L.append("")
+    L.append("Workloads: " + "; ".join("**%s** %s (args: %s)"
+                                      % (w.name, w.what, " ".join(w.args(mode)))
+                                      for w in workloads) + ".")
+    L.append("")
+    if failures:
+        L.append("## FAILURES")
+        L.append("")
+        for wn, an, msg in failures:
+            L.append("- **%s / %s**: %s" % (wn, an, msg))
+        L.append("")
+    return "\n".join(L)
+
+
+def write_csv(path, summary):
+    keys = ["workload", "allocator", "rounds", "time_s_median", "time_s_min",
+            "time_s_max", "time_ratio", "time_ratio_min", "time_ratio_max",
+            "rss_kb_median", "rss_kb_min", "rss_kb_max", "rss_ratio",
+            "rss_ratio_min", "rss_ratio_max", "self_ms_median"]
+    with open(path, "w", newline="") as f:
+        wr = csv.DictWriter(f, fieldnames=keys)
+        wr.writeheader()
+        for s in summary:
+            wr.writerow({k: s.get(k) for k in keys})
+
+
+def draw_chart(path, workloads, allocs, summary, meta, mode):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("runner: matplotlib is not importable: no chart (on Debian: "
+              "sudo apt-get install python3-matplotlib)", file=sys.stderr)
+        return False
+    by = {(s["workload"], s["allocator"]): s for s in summary}
+    peers = [a.name for a in allocs if a.name != "goalloc"]
+    wnames = [w.name for w in workloads]
+    fig, axes = plt.subplots(2, 1, figsize=(max(7, 1.6 * len(wnames) + 2), 8),
+                             sharex=True)
+    width = 0.8 / max(1, len(peers))
+    for ax, key, title in ((axes[0], "time_ratio", "wall time ÷ goalloc"),
+                           (axes[1], "rss_ratio", "peak RSS ÷ goalloc")):
+        for i, p in enumerate(peers):
+            xs, ys, lo, hi = [], [], [], []
+            for j, w in enumerate(wnames):
+                s = by.get((w, p))
+                if s and s[key]:
+                    xs.append(j - 0.4 + width * (i + 0.5))
+                    ys.append(s[key])
+                    lo.append(s[key] - (s[key + "_min"] or s[key]))
+                    hi.append((s[key + "_max"] or s[key]) - s[key])
+            # Bars grow from the goalloc line at 1, up (goalloc better) or
+            # down; the whisker is the min-max of the per-round ratios.
+            ax.bar(xs, [y - 1 for y in ys], width, bottom=1, label=p)
+            ax.errorbar(xs, ys, yerr=[lo, hi], fmt="none", ecolor="black",
+                        elinewidth=0.8, capsize=2)
+        ax.axhline(1.0, color="black", linewidth=1)
+        ax.set_yscale("log")
+        ax.set_ylabel(title + " (log)")
+        ax.grid(axis="y", which="major", alpha=0.3)
+        vals = [s[key] for s in summary if s[key]] + [1.0]
+        ticks = [t for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1, 1.25, 1.5, 2,
+                             3, 4, 5, 7, 10, 15, 20, 30, 50, 100)
+                 if min(vals) / 1.5 <= t <= max(vals) * 1.5]
+        ax.yaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=max(1, len(peers)),
+               fontsize="small", frameon=False)
+    axes[1].set_xticks(range(len(wnames)))
+    axes[1].set_xticklabels(wnames)
+    fig.suptitle("goalloc vs peers (%s mode, %s, commit %s)\n"
+                 "above 1: the peer is slower / uses more memory than goalloc"
+                 % (mode, meta["date"], meta["commit"].split()[0]), fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# --------------------------------------------------------------------------
+# The two modes of operation.
+# --------------------------------------------------------------------------
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def bench(args, allocs, skipped, notes, bindir):
+    mode = "quick" if args.quick else "full"
+    rounds = args.rounds or (3 if args.quick else 7)
+    # A run that hangs (a deadlocked allocator) is killed. With no --timeout,
+    # the limit is `base` until glibc has run once in the workload's warm-up
+    # round (glibc goes first there), then 20x glibc's time, at least 10 s:
+    # an allocator 20x slower than glibc has failed anyway, and a hang then
+    # costs seconds, not minutes.
+    base = args.timeout or (20 if args.quick else 120)
+    launcher = os.path.join(bindir, "bench_launch")
+    workloads = [w for w in WORKLOADS if w.kind == "malloc" and
+                 (not args.only or w.name in args.only.split(","))]
+    if not workloads:
+        sys.exit("runner: no workload selected")
+    samples, failures = {}, []
+    meta = machine_info()
+    other_load = OtherLoad()
+
+    for w in workloads:
+        active = sorted([a for a in allocs if a.kind == w.kind],
+                        key=lambda a: a.name != "glibc")
+        ref = {}  # allocator -> checksum (must all equal glibc's)
+        timeout = base
+        for rnd in range(rounds + 1):
+            k = rnd % len(active) if active else 0
+            order = active[k:] + active[:k]
+            line = []
+            for a in order:
+                cmd = [a.binary(bindir, w)] + w.args(mode)
+                r = run_once(launcher, cmd, a.env(), timeout)
+                if r.ok and a.name == "glibc" and rnd == 0 and not args.timeout:
+                    timeout = int(min(base, max(10, 20 * r.wall_s)) + 0.999)
+                if r.ok:
+                    ref.setdefault(a.name, r.checksum)
+                    if r.checksum != ref[a.name]:
+                        r.ok = False
+                        r.error = ("checksum %s differs from its own earlier %s"
+                                   % (r.checksum, ref[a.name]))
+                if not r.ok:
+                    failures.append((w.name, a.name, r.error))
+                    log("FAILED %s / %s: %s" % (w.name, a.name, r.error))
+                    active.remove(a)  # do not spend the rest of the rounds on it
+                    samples.pop((w.name, a.name), None)
+                    continue
+                if rnd > 0:
+                    samples.setdefault((w.name, a.name), []).append((rnd, r))
+                line.append("%s %.3fs %.1fMiB" % (a.name, r.wall_s, r.maxrss_kb / 1024))
+            log("%-13s %s  %s" % (w.name, "warm-up " if rnd == 0 else
+                                  "round %d/%d" % (rnd, rounds), ", ".join(line)))
+        # All allocators must agree with glibc (the reference implementation).
+        want = ref.get("glibc")
+        for an, cs in sorted(ref.items()):
+            if want is not None and cs != want and (w.name, an) in samples:
+                msg = "checksum %s, glibc's is %s: wrong results" % (cs, want)
+                failures.append((w.name, an, msg))
+                log("FAILED %s / %s: %s" % (w.name, an, msg))
+                samples.pop((w.name, an), None)
+
+    summary = summarise(workloads, allocs, samples)
+    meta["other_load_cores"] = other_load.cores()
+    md = markdown(meta, allocs, skipped, notes, workloads, summary, failures,
+                  mode, rounds)
+    prefix = args.out or os.path.join(HERE, "results",
+                                      "latest" if mode == "full" else "quick")
+    os.makedirs(os.path.dirname(prefix), exist_ok=True)
+    png = prefix + ".png"
+    drawn = draw_chart(png, workloads, allocs, summary, meta, mode)
+    if drawn:
+        md += "\n![time and RSS ratios](%s)\n" % os.path.basename(png)
+    print(md)
+    with open(prefix + ".md", "w") as f:
+        f.write(md)
+    write_csv(prefix + ".csv", summary)
+    with open(prefix + ".json", "w") as f:
+        json.dump({
+            "mode": mode, "rounds": rounds, "machine": meta,
+            "allocators": [vars(a) for a in allocs], "skipped": skipped,
+            "workloads": [{"name": w.name, "args": w.args(mode), "what": w.what}
+                          for w in workloads],
+            "summary": summary,
+            "samples": [{"workload": wn, "allocator": an, "round": rnd,
+                         "wall_s": r.wall_s, "maxrss_kb": r.maxrss_kb,
+                         "user_s": r.user_s, "sys_s": r.sys_s,
+                         "self_ms": r.self_ms, "checksum": r.checksum}
+                        for (wn, an), runs in sorted(samples.items())
+                        for rnd, r in runs],
+            "failures": [{"workload": a, "allocator": b, "error": c}
+                         for a, b, c in failures],
+        }, f, indent=1)
+    log("runner: wrote %s.{md,csv,json%s}" % (os.path.relpath(prefix),
+                                             ",png" if drawn else ""))
+    if failures:
+        log("runner: %d FAILURE(S) — see the FAILURES section above" % len(failures))
+        return 1
+    return 0
+
+
+def callgrind_ir(cmd, env, timeout):
+    """Total instructions executed by cmd under callgrind, and its report."""
+    fd, out = tempfile.mkstemp(prefix="bench-", suffix=".cg")
+    os.close(fd)
+    e = dict(os.environ)
+    for kv in env:
+        k, _, v = kv.partition("=")
+        e[k] = v
+    try:
+        p = subprocess.run(["valgrind", "--tool=callgrind",
+                            "--callgrind-out-file=" + out] + cmd,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=e, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return None, {}, "timeout"
+    finally:
+        os.unlink(out)
+    m = re.search(r"Collected\s*:\s*(\d+)", p.stderr)
+    if p.returncode != 0 or not m:
+        return None, {}, "exit %d: %s" % (p.returncode, p.stderr.strip()[-300:])
+    if "cannot be preloaded" in p.stderr:
+        return None, {}, "the preload did not load"
+    return int(m.group(1)), parse_report(p.stdout), ""
+
+
+def callgrind(args, allocs, skipped, notes, bindir):
+    if not shutil.which("valgrind"):
+        sys.exit("runner: --callgrind needs valgrind: sudo apt-get install valgrind")
+    n = args.callgrind_n or CALLGRIND_N
+    meta = machine_info()
+    rows, failures = [], []
+    by_name = {w.name: w for w in WORKLOADS}
+    for wn in CALLGRIND_WORKLOADS:
+        w = by_name[wn]
+        ref = None
+        # glibc first: its checksum is the reference the others must match.
+        order = sorted([a for a in allocs if a.kind == "malloc"],
+                       key=lambda a: a.name != "glibc")
+        for a in order:
+            exe = a.binary(bindir, w)
+            full, rep, err = callgrind_ir([exe, str(n)], a.env(), 600)
+            zero, _, err0 = callgrind_ir([exe, "0"], a.env(), 600)
+            base, _, errb = callgrind_ir([exe, str(n), "baseline"], a.env(), 600)
+            err = err or err0 or errb
+            if not err and rep.get("errors", "0") != "0":
+                err = "objects did not verify"
+            if not err:
+                ref = ref or rep.get("checksum")
+                if rep.get("checksum") != ref:
+                    err = "checksum %s, glibc's is %s: wrong results" % (
+                        rep.get("checksum"), ref)
+            if err:
+                failures.append((wn, a.name, err))
+                log("FAILED callgrind %s / %s: %s" % (wn, a.name, err))
+                continue
+            ops = int(rep.get("ops", n))
+            row = {"workload": wn, "allocator": a.name, "pairs": ops,
+                   "ir_total": full, "ir_n0": zero, "ir_baseline": base,
+                   "per_pair": (full - base) / ops,
+                   "per_pair_with_loop": (full - zero) / ops,
+                   "loop_per_pair": (base - zero) / ops}
+            rows.append(row)
+            log("callgrind %-13s %-16s %7.1f instr/pair (%.1f with the loop)"
+                % (wn, a.name, row["per_pair"], row["per_pair_with_loop"]))
+    L = ["# goalloc — instructions per malloc+free pair (callgrind)", "",
+         "- date: %s; commit: %s" % (meta["date"], meta["commit"]),
+         "- machine: %s; kernel %s; %s" % (meta["cpu"], meta["kernel"],
+                                           meta["compiler"]),
+         "- method: `valgrind --tool=callgrind` on each workload with N = %d "
+         "pairs, with N = 0, and with N pairs of the same loop minus the two "
+         "allocator calls (`baseline`). **per pair** = (Ir(N) − Ir(baseline)) / N "
+         "is the allocator's own cost, calls included; **with loop** = "
+         "(Ir(N) − Ir(0)) / N adds the benchmark loop (random size, one store and "
+         "one load). Instruction counts are exactly repeatable; they do not "
+         "show cache misses or contention." % n, "",
+         "| workload | allocator | version | per pair | with loop | loop alone |",
+         "|---|---|---|---|---|---|"]
+    ver = {a.name: ((a.package + " ") if a.package else "") + (a.version or "")
+           for a in allocs}
+    rank = {a.name: i for i, a in enumerate(allocs)}
+    rows.sort(key=lambda r: (CALLGRIND_WORKLOADS.index(r["workload"]),
+                             rank.get(r["allocator"], 99)))
+    for r in rows:
+        L.append("| %s | %s | %s | %.1f | %.1f | %.1f |" % (
+            r["workload"], r["allocator"], ver.get(r["allocator"], ""),
+            r["per_pair"], r["per_pair_with_loop"], r["loop_per_pair"]))
+    L.append("")
+    if skipped:
+        L.append("Skipped (not installed): %s. Install them with `%s`."
+                 % (", ".join(skipped), APT_LINE))
+        L.append("")
+    if failures:
+        L.append("## FAILURES")
+        L.append("")
+        for wn, an, msg in failures:
+            L.append("- **%s / %s**: %s" % (wn, an, msg))
+        L.append("")
+    md = "\n".join(L)
+    print(md)
+    prefix = args.out or os.path.join(HERE, "results", "callgrind")
+    os.makedirs(os.path.dirname(prefix), exist_ok=True)
+    with open(prefix + ".md", "w") as f:
+        f.write(md)
+    with open(prefix + ".json", "w") as f:
+        json.dump({"machine": meta, "n": n, "rows": rows,
+                   "failures": [{"workload": a, "allocator": b, "error": c}
+                                for a, b, c in failures]}, f, indent=1)
+    log("runner: wrote %s.{md,json}" % os.path.relpath(prefix))
+    return 1 if failures else 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    ap.add_argument("--build-dir", required=True,
+                    help="the CMake build tree (bench binaries in <dir>/bench)")
+    ap.add_argument("--quick", action="store_true",
+                    help="CI mode: smaller runs, 3 rounds (<= 2 minutes)")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="count instructions per malloc+free pair instead")
+    ap.add_argument("--callgrind-n", type=int, default=0,
+                    help="pairs per callgrind run (default %d)" % CALLGRIND_N)
+    ap.add_argument("--rounds", type=int, default=0,
+                    help="measured rounds (default: 3 quick, 7 full)")
+    ap.add_argument("--only", default="",
+                    help="comma-separated workloads to run (default: all)")
+    ap.add_argument("--allocators", default="",
+                    help="comma-separated allocators to run (default: all "
+                         "installed; goalloc and glibc are always kept)")
+    ap.add_argument("--peer", action="append", default=[], metavar="NAME=LIB.so",
+                    help="an extra malloc to preload, e.g. a mimalloc built "
+                         "from source (repeatable)")
+    ap.add_argument("--timeout", type=int, default=0,
+                    help="seconds before a run is killed (default: 20x glibc's "
+                         "time in the workload, at least 10 s; at most 20 s "
+                         "quick, 120 s full)")
+    ap.add_argument("--out", default="",
+                    help="output path prefix (default bench/results/latest "
+                         "for full mode, quick for --quick, callgrind)")
+    ap.add_argument("--list", action="store_true",
+                    help="list workloads and detected allocators, then exit")
+    args = ap.parse_args()
+
+    bindir = os.path.join(os.path.abspath(args.build_dir), "bench")
+    allocs, skipped, notes = detect_allocators(os.path.abspath(args.build_dir),
+                                               args.peer)
+    if args.allocators:
+        keep = set(args.allocators.split(",")) | {"goalloc", "glibc"}
+        allocs = [a for a in allocs if a.name in keep]
+
+    log("allocators: " + ", ".join(
+        "%s (%s)" % (a.name, a.version or "?") for a in allocs))
+    if skipped:
+        log("skipped, not installed: %s\n  install them with: %s"
+            % (", ".join(skipped), APT_LINE))
+    for n in notes:
+        log("note: " + n)
+    if args.list:
+        for w in WORKLOADS:
+            log("workload %-13s [%s] %s" % (w.name, w.kind, w.what))
+        return 0
+    for w in WORKLOADS:
+        for a in allocs:
+            if a.kind == w.kind and not os.path.exists(a.binary(bindir, w)):
+                sys.exit("runner: missing %s (build with: cmake --build %s "
+                         "--target bench_all)" % (a.binary(bindir, w), args.build_dir))
+    if args.callgrind:
+        return callgrind(args, allocs, skipped, notes, bindir)
+    return bench(args, allocs, skipped, notes, bindir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+/*
+ * mgc.h — the collector's internal interface: threads and safe points
+ * (thread.c), the cycle and pacer (mgc.c), marking (mgcmark.c), sweeping
+ * (mgcsweep.c) and finalizers (mfinal.c).
+ */
+#ifndef GA_MGC_H
+#define GA_MGC_H
+
+#include <pthread.h>
+
+#include "internal.h"
+
+/* ---- threads and safe points (thread.c) -------------------------------- */
+
+typedef struct gthread {
+  pthread_t tid;
+  uintptr_t stack_hi;    /* top of the stack (exclusive) */
+  _Atomic uintptr_t sp;  /* lowest live stack address while stopped */
+  int nest;              /* ga_thread_register nesting */
+  int dead;
+  struct gthread *next, *prev;
+} gthread;
+
+/* > 0 while the thread is inside an allocator slow path: the collector's
+ * stop signal is deferred to the end of it (see thread.c). */
+extern __thread volatile int ga__mallocing
+    __attribute__((tls_model("initial-exec")));
+extern __thread volatile int ga__stopPending
+    __attribute__((tls_model("initial-exec")));
+/* Set when the heap crossed the trigger: the next slow-path exit collects. */
+extern _Atomic int ga__gcWanted;
+
+void ga__stop_self_pending(void);
+void ga__gc_from_trigger(void);
+
+GA_INLINE void ga__slow_enter(void) {
+  ga__mallocing++;
+  atomic_signal_fence(memory_order_seq_cst);
+}
+GA_INLINE void ga__slow_leave(void) {
+  atomic_signal_fence(memory_order_seq_cst);
+  if (--ga__mallocing == 0) {
+    atomic_signal_fence(memory_order_seq_cst);
+    if (GA_UNLIKELY(ga__stopPending)) ga__stop_self_pending();
+    if (GA_UNLIKELY(atomic_load_explicit(&ga__gcWanted, memory_order_relaxed)))
+      ga__gc_from_trigger();
+  }
+}
+
+void ga__thread_init(void);
+bool ga__thread_is_registered(void);
+void ga__stop_the_world(void);   /* returns with the registry locked */
+void ga__start_the_world(void);
+void ga__for_each_stack(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
+                        void *arg);
+int ga__thread_count(void);
+int ga__pthread_create_raw(pthread_t *t, const pthread_attr_t *attr,
+                           void *(*fn)(void *), void *arg);
+
+/* Is the collector part of this build/process? False in the malloc drop-in
+ * (which defines ga__override_mode) and when GOGC=off at start. */
+bool ga__collector_wanted(void);
+
+/* ---- cycle and pacer (mgc.c) --------------------------------------------- */
+
+extern _Atomic uint32_t ga__sweepgen_h; /* mheap.sweepgen */
+/* Bytes allocated since the last mark, roughly (Go's heapLive). */
+void ga__heapLive_add(intptr_t bytes);
+
+/* ---- marking (mgcmark.c) ----------------------------------------------- */
+
+/* Mark everything reachable from the roots (world stopped). Returns bytes
+ * marked. */
+uint64_t ga__gc_mark(int nworkers);
+/* Mark obj and everything reachable from it (world stopped, during mark). */
+void ga__gc_mark_from(uintptr_t obj, bool include_obj);
+/* Data/BSS ranges of every loaded object, refreshed before each cycle. */
+void ga__gc_refresh_data_roots(void);
+/* Is p the base of a marked object? (world stopped) */
+bool ga__gc_is_marked(uintptr_t p);
+/* Every mcache (for the tiny blocks they hold). */
+void ga__mcache_for_each(void (*fn)(mcache *c, void *arg), void *arg);
+
+/* ---- sweeping (mgcsweep.c) --------------------------------------------- */
+
+/* At mark termination (world stopped): sweep every cached span now, turn
+ * every other listed span into "unswept", and set the pacing ratio. */
+void ga__gc_sweep_start(uint64_t heapLive, uint64_t trigger);
+/* Sweep one span somewhere; false when nothing is left this cycle. */
+bool ga__sweepone(void);
+/* Sweep everything left (before the next cycle, and in ga_collect). */
+void ga__finish_sweep(void);
+/* Sweep s if it is unswept (mcentral lock held). Returns true if it was
+ * freed back to the heap. */
+bool ga__sweep_span_locked(mspan *s, bool preserve);
+/* Go's deductSweepCredit: sweep in proportion to allocation. */
+void ga__deductSweepCredit(uintptr_t spanBytes, uintptr_t callerSweepPages);
+uintptr_t ga__unswept_spans(void);
+void ga__bgsweep_start(void);
+
+/* ---- finalizers (mfinal.c) --------------------------------------------- */
+
+/* World stopped, after marking from the roots: keep what finalizable objects
+ * point to alive, queue the finalizers of the unreachable ones. */
+void ga__final_mark_referents(void);
+void ga__final_queue_dead(void);
+/* An object with a finalizer was freed explicitly: forget the finalizer. */
+void ga__final_forget(uintptr_t obj);
+/* Queued finalizers are roots until they have run. */
+void ga__final_mark_queued(void);
+void ga__final_wake(void);
+
+#endif /* GA_MGC_H */

@@ -1,0 +1,367 @@
+/*
+ * mgcmark.c — marking (Go's mgcmark.go / mgcwork.go twin), conservative.
+ *
+ * Runs with the world stopped. Roots: every registered thread's stack from
+ * its stop point up (which holds its registers: the signal frame's ucontext,
+ * or a setjmp spill), the writable data/BSS segments of the executable and
+ * every loaded library (found with dl_iterate_phdr before the stop, since
+ * that takes the loader's lock), ranges added with ga_add_roots, the tiny
+ * blocks the mcaches are filling, and the finalizer queue.
+ *
+ * Conservative: every 8-byte-aligned word that points into an allocated
+ * object — its first byte or any interior byte — marks it. Objects from
+ * ga_malloc (scan spans) are then scanned the same way; ga_malloc_atomic
+ * objects (noscan spans) are marked and never scanned. "Allocated" is exact:
+ * allocBits, and for a cached span's window the owner's allocCache (owners
+ * are stopped, never inside a slow path).
+ *
+ * Work list: no recursion. Grey objects go on per-worker work buffers of
+ * WB_CAP entries; full buffers are published to a global pool from which
+ * idle workers take them (Go's workbufs, with a mutex instead of a lock-free
+ * stack). Marking is parallel: the collecting thread plus ncpu-1 helper
+ * threads. Termination: a worker that finds both its buffer and the pool
+ * empty goes idle; when every worker is idle and the pool is empty, marking
+ * is done. Mark bits are set with an atomic fetch-or, so two workers never
+ * both scan an object.
+ */
+#define _GNU_SOURCE
+#include <link.h>
+#include <string.h>
+
+#include "mgc.h"
+
+#if defined(GOALLOC_VALGRIND) && GOALLOC_VALGRIND
+#include <valgrind/valgrind.h>
+#define VG_SCAN_BEGIN() VALGRIND_DISABLE_ERROR_REPORTING
+#define VG_SCAN_END() VALGRIND_ENABLE_ERROR_REPORTING
+#else
+#define VG_SCAN_BEGIN() ((void)0)
+#define VG_SCAN_END() ((void)0)
+#endif
+
+/* ---- heap range and object lookup --------------------------------------- */
+
+extern _Atomic uintptr_t ga__heapMin, ga__heapMax;
+
+/* Mark the object containing p if it is allocated and not yet marked.
+ * Returns the object base if it was newly marked and must be scanned. */
+static inline uintptr_t greyobject(uint64_t *bytes, uintptr_t p, uintptr_t *end) {
+  mspan *s = ga__spanOf(p);
+  if (atomic_load_explicit(&s->state, memory_order_relaxed) != mSpanInUse)
+    return 0;
+  uintptr_t off = p - s->startAddr;
+  if (off >= s->npages * GA_PAGE_SIZE) return 0;
+  uintptr_t idx = s->divMul ? ga__objIndex(s, off) : 0;
+  if (idx >= s->nelems) return 0;
+  if (!ga__span_isAllocated(s, idx)) return 0;
+  uint64_t m = (uint64_t)1 << (idx & 63);
+  _Atomic uint64_t *w = &s->gcmarkBits[idx >> 6];
+  if (ga__loadBits(w) & m) return 0;
+  if (atomic_fetch_or_explicit(w, m, memory_order_relaxed) & m) return 0;
+  *bytes += s->elemsize;
+  if (s->spanclass & 1) return 0; /* noscan: black at once, never scanned */
+  uintptr_t base = s->startAddr + idx * s->elemsize;
+  *end = base + s->elemsize;
+  return base;
+}
+
+/* ---- work buffers --------------------------------------------------------- */
+
+#define WB_CAP 1022
+
+typedef struct workbuf {
+  struct workbuf *next;
+  uintptr_t n;
+  uintptr_t obj[WB_CAP]; /* pairs: base, end */
+} workbuf;
+
+static struct {
+  ga_mutex lock;
+  workbuf *full;   /* published work */
+  workbuf *empty;  /* recycled buffers */
+  int nidle, nworkers;
+  _Atomic int done;
+  _Atomic uint64_t bytesMarked;
+} work;
+
+static workbuf *wb_get_empty(void) {
+  ga_mutex_lock(&work.lock);
+  workbuf *b = work.empty;
+  if (b) work.empty = b->next;
+  ga_mutex_unlock(&work.lock);
+  if (b == NULL) {
+    b = ga__sys_alloc(sizeof(workbuf));
+    if (b == NULL) ga__throw("out of memory for the mark work list");
+  }
+  b->n = 0;
+  b->next = NULL;
+  return b;
+}
+
+static void wb_publish(workbuf *b) {
+  ga_mutex_lock(&work.lock);
+  b->next = work.full;
+  work.full = b;
+  ga_mutex_unlock(&work.lock);
+}
+
+typedef struct gcw {
+  workbuf *cur;
+  uint64_t bytes;
+} gcw;
+
+static inline void gcw_put(gcw *g, uintptr_t base, uintptr_t end) {
+  if (g->cur->n + 2 > WB_CAP) {
+    wb_publish(g->cur);
+    g->cur = wb_get_empty();
+  }
+  g->cur->obj[g->cur->n++] = base;
+  g->cur->obj[g->cur->n++] = end;
+}
+
+/* Scan [lo, hi) conservatively, greying what it points to. */
+static void scanblock(gcw *g, uintptr_t lo, uintptr_t hi) {
+  uintptr_t min = atomic_load_explicit(&ga__heapMin, memory_order_relaxed);
+  uintptr_t max = atomic_load_explicit(&ga__heapMax, memory_order_relaxed);
+  lo = (lo + 7) & ~(uintptr_t)7;
+  for (uintptr_t q = lo; q + 8 <= hi; q += 8) {
+    uintptr_t v = *(const uintptr_t *)q;
+    if (v - min >= max - min) continue;
+    uintptr_t end, base = greyobject(&g->bytes, v, &end);
+    if (base != 0) gcw_put(g, base, end);
+  }
+}
+
+static void drain(gcw *g) {
+  for (;;) {
+    while (g->cur->n > 0) {
+      uintptr_t end = g->cur->obj[--g->cur->n];
+      uintptr_t base = g->cur->obj[--g->cur->n];
+      scanblock(g, base, end);
+    }
+    /* Local work done: take published work, or go idle. */
+    ga_mutex_lock(&work.lock);
+    for (;;) {
+      if (work.full != NULL) {
+        workbuf *b = work.full;
+        work.full = b->next;
+        b->next = work.empty; /* recycle our empty one */
+        work.empty = g->cur;
+        g->cur = b;
+        break;
+      }
+      if (atomic_load_explicit(&work.done, memory_order_acquire)) {
+        ga_mutex_unlock(&work.lock);
+        return;
+      }
+      work.nidle++;
+      if (work.nidle == work.nworkers) {
+        atomic_store_explicit(&work.done, 1, memory_order_release);
+        ga_mutex_unlock(&work.lock);
+        return;
+      }
+      ga_mutex_unlock(&work.lock);
+      /* Wait for work or the end, without holding the lock. */
+      while (!atomic_load_explicit(&work.done, memory_order_acquire) &&
+             __atomic_load_n(&work.full, __ATOMIC_RELAXED) == NULL)
+        __builtin_ia32_pause();
+      ga_mutex_lock(&work.lock);
+      work.nidle--;
+    }
+    ga_mutex_unlock(&work.lock);
+  }
+}
+
+/* ---- helper threads ------------------------------------------------------- */
+
+static _Atomic uint32_t helper_epoch; /* bumped to start a mark phase */
+static _Atomic int helpers_running;
+static int nhelpers;
+
+static void *mark_helper(void *arg) {
+  (void)arg;
+  uint32_t seen = 0;
+  for (;;) {
+    uint32_t e;
+    while ((e = atomic_load_explicit(&helper_epoch, memory_order_acquire)) == seen)
+      ga__sys_futex_wait((uint32_t *)&helper_epoch, seen);
+    seen = e;
+    gcw g = {wb_get_empty(), 0};
+    VG_SCAN_BEGIN();
+    drain(&g);
+    VG_SCAN_END();
+    atomic_fetch_add(&work.bytesMarked, g.bytes);
+    ga_mutex_lock(&work.lock);
+    g.cur->next = work.empty;
+    work.empty = g.cur;
+    ga_mutex_unlock(&work.lock);
+    atomic_fetch_sub_explicit(&helpers_running, 1, memory_order_release);
+    ga__sys_futex_wake((uint32_t *)&helpers_running, 1);
+  }
+  return NULL;
+}
+
+static void start_helpers(int want) {
+  while (nhelpers < want) {
+    pthread_t t;
+    if (ga__pthread_create_raw(&t, NULL, mark_helper, NULL) != 0) break;
+    pthread_detach(t);
+    nhelpers++;
+  }
+}
+
+/* ---- roots ---------------------------------------------------------------- */
+
+#define MAX_ROOTS 4096
+typedef struct { uintptr_t lo, hi; } range_t;
+
+static range_t data_roots[MAX_ROOTS];
+static int ndata_roots;
+static range_t user_roots[MAX_ROOTS];
+static int nuser_roots;
+static ga_mutex roots_lock;
+
+extern heapArena *_Atomic ga__arenas[];
+
+static void add_range(range_t *v, int *n, uintptr_t lo, uintptr_t hi) {
+  if (hi <= lo || *n >= MAX_ROOTS) return;
+  v[(*n)++] = (range_t){lo, hi};
+}
+
+/* Add [lo, hi) minus the arena map (16 MiB of pointers to metadata, never
+ * to objects: not worth scanning every cycle). */
+static void add_data_range(uintptr_t lo, uintptr_t hi) {
+  uintptr_t xlo = (uintptr_t)ga__arenas;
+  uintptr_t xhi = xlo + GA_ARENA_L2_ENTRIES * sizeof(void *);
+  if (hi <= xlo || lo >= xhi) {
+    add_range(data_roots, &ndata_roots, lo, hi);
+    return;
+  }
+  add_range(data_roots, &ndata_roots, lo, xlo);
+  add_range(data_roots, &ndata_roots, xhi, hi);
+}
+
+static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  (void)arg;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W)) continue;
+    uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+    add_data_range(lo, lo + ph->p_memsz);
+  }
+  return 0;
+}
+
+void ga__gc_refresh_data_roots(void) {
+  ga_mutex_lock(&roots_lock);
+  ndata_roots = 0;
+  dl_iterate_phdr(phdr_cb, NULL);
+  ga_mutex_unlock(&roots_lock);
+}
+
+void ga_add_roots(void *lo, void *hi) {
+  ga_mutex_lock(&roots_lock);
+  add_range(user_roots, &nuser_roots, (uintptr_t)lo, (uintptr_t)hi);
+  ga_mutex_unlock(&roots_lock);
+}
+
+void ga_remove_roots(void *lo, void *hi) {
+  ga_mutex_lock(&roots_lock);
+  for (int i = 0; i < nuser_roots; i++)
+    if (user_roots[i].lo == (uintptr_t)lo && user_roots[i].hi == (uintptr_t)hi) {
+      user_roots[i] = user_roots[--nuser_roots];
+      break;
+    }
+  ga_mutex_unlock(&roots_lock);
+}
+
+static void scan_stack_cb(uintptr_t lo, uintptr_t hi, void *arg) {
+  scanblock(arg, lo, hi);
+}
+
+static void grey_tiny_cb(mcache *c, void *arg) {
+  if (c->tiny != 0) {
+    gcw *g = arg;
+    uintptr_t end, base = greyobject(&g->bytes, c->tiny, &end);
+    if (base) gcw_put(g, base, end);
+  }
+}
+
+/* The collector's own single-threaded entry, used for finalizer referents
+ * and queued finalizer objects (world stopped). */
+static gcw *cur_gcw;
+
+void ga__gc_mark_from(uintptr_t obj, bool include_obj) {
+  gcw *g = cur_gcw;
+  if (include_obj) {
+    uintptr_t end, base = greyobject(&g->bytes, obj, &end);
+    if (base) gcw_put(g, base, end);
+  } else {
+    /* Scan the object's contents without marking it (Go's span roots for
+     * finalizers: its referents live, the object itself not yet). */
+    uintptr_t base;
+    mspan *s = ga__findObject(obj, &base);
+    if (s != NULL && !(s->spanclass & 1)) scanblock(g, base, base + s->elemsize);
+  }
+}
+
+bool ga__gc_is_marked(uintptr_t p) {
+  mspan *s = ga__spanOf(p);
+  if (atomic_load_explicit(&s->state, memory_order_relaxed) != mSpanInUse) return false;
+  uintptr_t off = p - s->startAddr;
+  if (off >= s->npages * GA_PAGE_SIZE) return false;
+  uintptr_t idx = s->divMul ? ga__objIndex(s, off) : 0;
+  if (idx >= s->nelems) return false;
+  return (ga__loadBits(&s->gcmarkBits[idx >> 6]) >> (idx & 63)) & 1;
+}
+
+/* Run the parallel drain with the helpers until no grey object is left. */
+static void drain_parallel(gcw *g, int nworkers) {
+  if (nworkers > 1) start_helpers(nworkers - 1);
+  int nh = nworkers > 1 ? nhelpers : 0;
+  work.nworkers = nh + 1;
+  work.nidle = 0;
+  atomic_store(&work.done, 0);
+  if (nh > 0) {
+    /* Share the roots' work before the helpers start looking. */
+    if (g->cur->n > 0) {
+      wb_publish(g->cur);
+      g->cur = wb_get_empty();
+    }
+    atomic_store_explicit(&helpers_running, nh, memory_order_release);
+    atomic_fetch_add_explicit(&helper_epoch, 1, memory_order_release);
+    ga__sys_futex_wake((uint32_t *)&helper_epoch, INT32_MAX);
+  }
+  drain(g);
+  int r;
+  while ((r = atomic_load_explicit(&helpers_running, memory_order_acquire)) > 0)
+    ga__sys_futex_wait((uint32_t *)&helpers_running, (uint32_t)r);
+}
+
+uint64_t ga__gc_mark(int nworkers) {
+  gcw g = {wb_get_empty(), 0};
+  cur_gcw = &g;
+  atomic_store(&work.bytesMarked, 0);
+  VG_SCAN_BEGIN();
+  /* Roots. */
+  for (int i = 0; i < ndata_roots; i++) scanblock(&g, data_roots[i].lo, data_roots[i].hi);
+  for (int i = 0; i < nuser_roots; i++) scanblock(&g, user_roots[i].lo, user_roots[i].hi);
+  ga__for_each_stack(scan_stack_cb, &g);
+  ga__mcache_for_each(grey_tiny_cb, &g);
+  ga__final_mark_queued();
+  /* Finalizable objects keep what they point to alive (not themselves). */
+  ga__final_mark_referents();
+  drain_parallel(&g, nworkers);
+  /* Finalizable objects found unreachable: resurrect them for one more
+   * cycle and queue their finalizers; mark what they reach. */
+  ga__final_queue_dead();
+  drain_parallel(&g, 1);
+  VG_SCAN_END();
+  ga_mutex_lock(&work.lock);
+  g.cur->next = work.empty;
+  work.empty = g.cur;
+  ga_mutex_unlock(&work.lock);
+  cur_gcw = NULL;
+  return g.bytes + atomic_load(&work.bytesMarked);
+}

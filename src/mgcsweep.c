@@ -1,0 +1,192 @@
+/*
+ * mgcsweep.c — sweeping (Go's mgcsweep.go twin): turning mark bits into
+ * alloc bits, span by span, after each collection.
+ *
+ * sweepgen (h = ga__sweepgen_h, +2 per cycle, with the world stopped): a
+ * span whose sweepgen is h-2 needs sweeping; h is swept. Every listed span
+ * is in an mcentral's `unswept` list from mark termination until swept, and
+ * is swept under that mcentral's lock, so "being swept" (Go's h-1) is the
+ * lock itself. Goalloc needs no h+1 / h+3 states: spans in caches are swept
+ * by the collector at mark termination, before any thread allocates again
+ * (see below), so a cached span is never stale.
+ *
+ * Who sweeps (as in Go):
+ *   1. lazily: mcentral.cacheSpan sweeps unswept spans as it takes them;
+ *   2. in the background: one low-priority thread (bgsweep) sweeps the rest,
+ *      yielding the CPU every 10 spans;
+ *   3. in proportion to allocation (Go's deductSweepCredit): before a thread
+ *      takes a span or a large object it sweeps enough pages that every
+ *      page in use at the end of mark is swept before the heap reaches the
+ *      next trigger. The pages-per-byte ratio is set at mark termination
+ *      (Go's gcPaceSweeper);
+ *   4. whatever is left is finished before the next cycle marks.
+ *
+ * Sweeping a span: fold in frees pending in freeBits, allocBits &=
+ * gcmarkBits, clear gcmarkBits, count what died. A span left empty goes back
+ * to the heap (unless the caller wants to allocate from it).
+ *
+ * Cached spans at mark termination (world stopped; their owners are stopped
+ * outside any slow path): words other than the current window are swept in
+ * place (owners touch them only in slow paths); dead objects in the window
+ * are added to freeBits, exactly as if another thread had freed them, and
+ * the owner folds them in at its next slow path.
+ */
+#include <sched.h>
+
+#include "mgc.h"
+
+_Atomic uint32_t ga__sweepgen_h;
+
+static struct {
+  _Atomic uintptr_t pagesSwept;      /* this cycle */
+  _Atomic int64_t heapLiveBasis;
+  _Atomic uint64_t pagesPerByteBits; /* double, as bits; 0 = off */
+  _Atomic unsigned centralIndex;     /* where sweepone looks first */
+  _Atomic uint32_t bgEpoch;          /* bumped to wake the background sweeper */
+  _Atomic int bgStarted;
+} sw;
+
+extern _Atomic int64_t ga__heapLive;
+
+static double pagesPerByte(void) {
+  uint64_t b = atomic_load_explicit(&sw.pagesPerByteBits, memory_order_relaxed);
+  double d;
+  __builtin_memcpy(&d, &b, sizeof d);
+  return d;
+}
+static void setPagesPerByte(double d) {
+  uint64_t b;
+  __builtin_memcpy(&b, &d, sizeof d);
+  atomic_store_explicit(&sw.pagesPerByteBits, b, memory_order_relaxed);
+}
+
+bool ga__sweep_span_locked(mspan *s, bool preserve) {
+  uint32_t h = atomic_load_explicit(&ga__sweepgen_h, memory_order_relaxed);
+  if (atomic_load_explicit(&s->sweepgen, memory_order_relaxed) == h) return false;
+  ga__span_collect(s);
+  unsigned nw = (s->nelems + 63u) / 64u, freed = 0;
+  for (unsigned w = 0; w < nw; w++) {
+    uint64_t a = ga__loadBits(&s->allocBits[w]);
+    uint64_t m = ga__loadBits(&s->gcmarkBits[w]);
+    freed += (unsigned)__builtin_popcountll(a & ~m);
+    ga__storeBits(&s->allocBits[w], a & m);
+    ga__storeBits(&s->gcmarkBits[w], 0);
+  }
+  atomic_store_explicit(&s->sweepgen, h, memory_order_release);
+  atomic_fetch_add_explicit(&sw.pagesSwept, s->npages, memory_order_relaxed);
+  if (freed) {
+    s->allocCount = (uint16_t)(s->allocCount - freed);
+    s->needzero = 1;
+    ga__stats_free(s->spanclass >> 1, freed,
+                   (s->spanclass >> 1) == 0 ? s->elemsize : 0);
+  }
+  return s->allocCount == 0 && !preserve;
+}
+
+/* Sweep a span that sits in a cache (world stopped). */
+static void sweep_cached(mspan *s) {
+  unsigned nw = (s->nelems + 63u) / 64u, w0 = s->freeindex >> 6, freed = 0;
+  for (unsigned w = 0; w < nw; w++) {
+    uint64_t m = ga__loadBits(&s->gcmarkBits[w]);
+    uint64_t fb = ga__loadBits(&s->freeBits[w]);
+    ga__storeBits(&s->gcmarkBits[w], 0);
+    if (w == w0) {
+      uint64_t truth = ~ga__loadBits(&s->allocCache) & s->windowValid;
+      uint64_t dead = truth & ~m & ~fb;
+      if (dead) {
+        ga__storeBits(&s->freeBits[w], fb | dead);
+        atomic_store_explicit(&s->remotePending, 1, memory_order_relaxed);
+      }
+    } else {
+      uint64_t a = ga__loadBits(&s->allocBits[w]);
+      uint64_t dead = a & ~m & ~fb;
+      freed += (unsigned)__builtin_popcountll(dead);
+      ga__storeBits(&s->allocBits[w], a & ~dead);
+    }
+  }
+  if (freed) {
+    s->localFrees += freed; /* folded into the class stats at uncache */
+    s->needzero = 1;
+  }
+  atomic_store_explicit(&s->sweepgen, atomic_load(&ga__sweepgen_h), memory_order_relaxed);
+}
+
+static void sweep_cache_cb(mcache *c, void *arg) {
+  (void)arg;
+  for (unsigned i = 0; i < GA_NUM_CENTRALS; i++)
+    if (c->alloc[i] != &ga__emptyspan) sweep_cached(c->alloc[i]);
+}
+
+void ga__gc_sweep_start(uint64_t heapLive, uint64_t trigger) {
+  atomic_fetch_add_explicit(&ga__sweepgen_h, 2, memory_order_release);
+  ga__mcache_for_each(sweep_cache_cb, NULL);
+  ga__mcentral_startSweep();
+  /* Go's gcPaceSweeper: all pages in use must be swept by the time the heap
+   * has grown to the trigger (less 1 MiB of margin). */
+  ga_heap_counters hc;
+  ga__mheap_counters(&hc);
+  atomic_store(&sw.pagesSwept, 0);
+  int64_t distance = (int64_t)trigger - (int64_t)heapLive - (1 << 20);
+  if (distance < GA_PAGE_SIZE) distance = GA_PAGE_SIZE;
+  atomic_store(&sw.heapLiveBasis, (int64_t)heapLive);
+  setPagesPerByte((double)hc.pagesInUse / (double)distance);
+  atomic_store(&sw.centralIndex, 0);
+  atomic_fetch_add_explicit(&sw.bgEpoch, 1, memory_order_release);
+  ga__sys_futex_wake((uint32_t *)&sw.bgEpoch, 1);
+}
+
+bool ga__sweepone(void) {
+  for (;;) {
+    unsigned i = atomic_load_explicit(&sw.centralIndex, memory_order_relaxed);
+    if (i >= GA_NUM_CENTRALS) return false;
+    if (ga__mcentral_sweepOne(i) != 0) return true;
+    atomic_compare_exchange_weak(&sw.centralIndex, &i, i + 1);
+  }
+}
+
+void ga__finish_sweep(void) {
+  while (ga__sweepone()) {
+  }
+  setPagesPerByte(0);
+}
+
+uintptr_t ga__unswept_spans(void) { return ga__mcentral_unsweptCount(); }
+
+void ga__deductSweepCredit(uintptr_t spanBytes, uintptr_t callerSweepPages) {
+  double ratio = pagesPerByte();
+  if (ratio == 0) return;
+  int64_t live = atomic_load_explicit(&ga__heapLive, memory_order_relaxed);
+  int64_t basisLive = atomic_load_explicit(&sw.heapLiveBasis, memory_order_relaxed);
+  int64_t newLive = (int64_t)spanBytes + (live > basisLive ? live - basisLive : 0);
+  int64_t target = (int64_t)(ratio * (double)newLive) - (int64_t)callerSweepPages;
+  while (target > (int64_t)atomic_load_explicit(&sw.pagesSwept, memory_order_relaxed)) {
+    if (!ga__sweepone()) {
+      setPagesPerByte(0);
+      break;
+    }
+  }
+}
+
+/* ---- background sweeper --------------------------------------------------- */
+
+static void *bgsweep(void *arg) {
+  (void)arg;
+  uint32_t seen = 0;
+  for (;;) {
+    uint32_t e;
+    while ((e = atomic_load_explicit(&sw.bgEpoch, memory_order_acquire)) == seen)
+      ga__sys_futex_wait((uint32_t *)&sw.bgEpoch, seen);
+    seen = e;
+    int n = 0;
+    while (ga__sweepone())
+      if (++n % 10 == 0) sched_yield(); /* low priority: let mutators run */
+  }
+  return NULL;
+}
+
+void ga__bgsweep_start(void) {
+  int expect = 0;
+  if (!atomic_compare_exchange_strong(&sw.bgStarted, &expect, 1)) return;
+  pthread_t t;
+  if (ga__pthread_create_raw(&t, NULL, bgsweep, NULL) == 0) pthread_detach(t);
+}

@@ -1,0 +1,345 @@
+/*
+ * thread.c — the threads the collector knows about, and stopping the world.
+ *
+ * Registration. Every thread that may hold pointers into the collected heap
+ * must be registered, so that it is stopped and its stack and registers are
+ * scanned. The main thread is registered by a constructor; every thread
+ * created with pthread_create is registered by our pthread_create, which
+ * interposes the C library's (the program needs no call and cannot forget:
+ * Boehm GC's most common crash, an unregistered thread, cannot happen).
+ * Other threads call ga_thread_register / ga_thread_unregister.
+ *
+ * Stopping the world (Boehm's and Go's method, in C): the collector sends
+ * SIGPWR to every registered thread but itself. The handler records where
+ * the thread's stack ends (its registers are in the ucontext the kernel put
+ * on that stack, which the scan covers), acknowledges, and sleeps on a futex
+ * until the world restarts. A thread blocked in a system call runs the
+ * handler too (the call is restarted afterwards), so it cannot hold the
+ * collector up.
+ *
+ * Safe points. A thread inside an allocator slow path (ga__mallocing > 0)
+ * may hold heap locks or be half-way through moving a span's window, so the
+ * handler only sets ga__stopPending there and returns; the thread stops
+ * itself when it leaves the slow path (ga__slow_leave). Fast paths are not
+ * safe points by construction: they touch a single word, and keep the
+ * object's address in a register (GA_KEEPALIVE), so stopping them anywhere
+ * is harmless. The collector never holds a heap lock while it stops the
+ * world, and stopped threads never hold one.
+ *
+ * Locks: reg_lock guards the registry; the collector holds it from stop to
+ * start, so threads are not created or destroyed mid-collection.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <string.h>
+#include <ucontext.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "mgc.h"
+
+#define SIG_SUSPEND SIGPWR
+
+__thread volatile int ga__mallocing __attribute__((tls_model("initial-exec")));
+__thread volatile int ga__stopPending __attribute__((tls_model("initial-exec")));
+static __thread gthread *self_ __attribute__((tls_model("initial-exec")));
+
+static ga_mutex reg_lock;
+static gthread *threads_; /* registered threads (doubly linked) */
+static gthread *free_records_;
+static int nthreads_;
+
+static _Atomic uint32_t stop_epoch;    /* bumped to request a stop */
+static _Atomic uint32_t run_epoch;     /* == stop_epoch when running */
+static _Atomic uint32_t nstopped;
+
+/* ---- registry ------------------------------------------------------------ */
+
+static gthread *record_alloc(void) {
+  gthread *t = free_records_;
+  if (t != NULL) {
+    free_records_ = t->next;
+  } else {
+    static char *chunk;
+    static size_t left;
+    if (left < sizeof(gthread)) {
+      chunk = ga__sys_alloc(64 * 1024);
+      if (chunk == NULL) return NULL;
+      left = 64 * 1024;
+    }
+    t = (gthread *)chunk;
+    chunk += sizeof(gthread);
+    left -= sizeof(gthread);
+  }
+  memset(t, 0, sizeof *t);
+  return t;
+}
+
+extern void *__libc_stack_end;
+
+static void stack_bounds(gthread *t, bool is_main) {
+  if (is_main) {
+    /* pthread_getattr_np reads /proc for the main thread; the C library
+     * already knows where its stack starts. */
+    t->stack_hi = ((uintptr_t)__libc_stack_end + 4095) & ~(uintptr_t)4095;
+    return;
+  }
+  pthread_attr_t attr;
+  void *addr;
+  size_t size;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    if (pthread_attr_getstack(&attr, &addr, &size) == 0)
+      t->stack_hi = (uintptr_t)addr + size;
+    pthread_attr_destroy(&attr);
+  }
+  if (t->stack_hi == 0) {
+    int here;
+    t->stack_hi = ((uintptr_t)&here + (1 << 20)) & ~(uintptr_t)4095; /* guess */
+  }
+}
+
+static void register_self(bool is_main) {
+  if (self_ != NULL) {
+    self_->nest++;
+    return;
+  }
+  ga_mutex_lock(&reg_lock);
+  gthread *t = record_alloc();
+  if (t == NULL) ga__throw("out of memory registering a thread");
+  t->tid = pthread_self();
+  t->nest = 1;
+  stack_bounds(t, is_main);
+  t->next = threads_;
+  if (threads_) threads_->prev = t;
+  threads_ = t;
+  nthreads_++;
+  self_ = t;
+  ga_mutex_unlock(&reg_lock);
+}
+
+static void unregister_self(void) {
+  gthread *t = self_;
+  if (t == NULL) return;
+  if (--t->nest > 0) return;
+  ga__slow_enter();
+  ga__mcache_releaseAll(ga__tls_cache);
+  ga__slow_leave();
+  ga_mutex_lock(&reg_lock);
+  if (t->prev) t->prev->next = t->next; else threads_ = t->next;
+  if (t->next) t->next->prev = t->prev;
+  nthreads_--;
+  self_ = NULL;
+  t->next = free_records_;
+  free_records_ = t;
+  ga_mutex_unlock(&reg_lock);
+}
+
+void ga_thread_register(void) {
+  ga__ensure_init();
+  register_self(false);
+}
+
+void ga_thread_unregister(void) { unregister_self(); }
+
+bool ga__thread_is_registered(void) { return self_ != NULL; }
+
+/* ---- stopping ------------------------------------------------------------ */
+
+/* Record where this thread's live stack begins, acknowledge, and sleep until
+ * the world restarts. Everything above `marker` (the interrupted frames and,
+ * in a signal handler, the ucontext with every register) gets scanned. */
+static GA_NOINLINE void stop_here(gthread *t) {
+  uint32_t epoch = atomic_load_explicit(&stop_epoch, memory_order_acquire);
+  jmp_buf regs; /* callee-saved registers, spilled onto the scanned stack */
+  __builtin_unwind_init();
+  setjmp(regs);
+  volatile uintptr_t marker = 0;
+  atomic_store_explicit(&t->sp, (uintptr_t)&marker, memory_order_release);
+  atomic_fetch_add_explicit(&nstopped, 1, memory_order_acq_rel);
+  ga__sys_futex_wake((uint32_t *)&nstopped, 1);
+  for (;;) {
+    /* ">=", not "==": a stop that began outside a signal handler (a
+     * deferred one) can be interrupted by the next cycle's signal, whose
+     * nested stop returns only after the world restarted at a later epoch. */
+    uint32_t r = atomic_load_explicit(&run_epoch, memory_order_acquire);
+    if ((int32_t)(r - epoch) >= 0) break;
+    ga__sys_futex_wait((uint32_t *)&run_epoch, r);
+  }
+  (void)marker;
+  (void)regs;
+}
+
+static void suspend_handler(int sig, siginfo_t *si, void *uc) {
+  (void)sig;
+  (void)si;
+  (void)uc;
+  int saved = errno;
+  gthread *t = self_;
+  if (t != NULL) {
+    if (ga__mallocing > 0)
+      ga__stopPending = 1; /* stop at the end of the slow path */
+    else
+      stop_here(t);
+  }
+  errno = saved;
+}
+
+void ga__stop_self_pending(void) {
+  ga__stopPending = 0;
+  if (self_ != NULL) stop_here(self_);
+}
+
+void ga__thread_init(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = suspend_handler;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigfillset(&sa.sa_mask);
+  sigaction(SIG_SUSPEND, &sa, NULL);
+}
+
+/* Stop every registered thread but the caller. Returns with reg_lock held.
+ * The caller must hold no heap lock. */
+void ga__stop_the_world(void) {
+  ga_mutex_lock(&reg_lock);
+  atomic_fetch_add_explicit(&stop_epoch, 1, memory_order_acq_rel);
+  atomic_store_explicit(&nstopped, 0, memory_order_release);
+  uint32_t want = 0;
+  for (gthread *t = threads_; t != NULL; t = t->next) {
+    if (t == self_) continue;
+    atomic_store_explicit(&t->sp, 0, memory_order_relaxed);
+    if (pthread_kill(t->tid, SIG_SUSPEND) == 0) want++;
+    else t->dead = 1;
+  }
+  for (;;) {
+    uint32_t n = atomic_load_explicit(&nstopped, memory_order_acquire);
+    if (n >= want) break;
+    ga__sys_futex_wait((uint32_t *)&nstopped, n);
+  }
+}
+
+void ga__start_the_world(void) {
+  atomic_store_explicit(&run_epoch,
+                        atomic_load_explicit(&stop_epoch, memory_order_relaxed),
+                        memory_order_release);
+  ga__sys_futex_wake((uint32_t *)&run_epoch, INT32_MAX);
+  ga_mutex_unlock(&reg_lock);
+}
+
+/* Visit every registered thread's stack range [lo, hi) (world stopped; the
+ * caller's own thread included, from its current frame). */
+void ga__for_each_stack(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
+                        void *arg) {
+  jmp_buf regs;
+  __builtin_unwind_init();
+  setjmp(regs);
+  volatile uintptr_t marker = 0;
+  for (gthread *t = threads_; t != NULL; t = t->next) {
+    uintptr_t lo = t == self_ ? (uintptr_t)&marker
+                              : atomic_load_explicit(&t->sp, memory_order_acquire);
+    if (lo == 0 || t->dead || lo >= t->stack_hi) continue;
+    fn(lo, t->stack_hi, arg);
+  }
+  (void)regs;
+  (void)marker;
+}
+
+int ga__thread_count(void) { return nthreads_; }
+
+/* ---- pthread_create interposition ----------------------------------------- */
+
+typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *,
+                                  void *(*)(void *), void *);
+
+typedef struct start_rec {
+  void *(*fn)(void *);
+  void *arg;
+  struct start_rec *next;
+} start_rec;
+
+static start_rec *free_starts_; /* under reg_lock */
+
+static void cleanup_unregister(void *unused) {
+  (void)unused;
+  unregister_self();
+}
+
+static void *thread_start(void *p) {
+  start_rec *r = p;
+  void *(*fn)(void *) = r->fn;
+  void *arg = r->arg;
+  register_self(false);
+  ga_mutex_lock(&reg_lock);
+  r->next = free_starts_;
+  free_starts_ = r;
+  ga_mutex_unlock(&reg_lock);
+  void *ret;
+  pthread_cleanup_push(cleanup_unregister, NULL);
+  ret = fn(arg);
+  pthread_cleanup_pop(1);
+  return ret;
+}
+
+static pthread_create_fn real_pthread_create(void) {
+  static _Atomic(pthread_create_fn) real;
+  pthread_create_fn f = atomic_load_explicit(&real, memory_order_acquire);
+  if (f == NULL) {
+    f = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
+    if (f == NULL) ga__throw("cannot find the C library's pthread_create");
+    atomic_store_explicit(&real, f, memory_order_release);
+  }
+  return f;
+}
+
+int ga__pthread_create_raw(pthread_t *t, const pthread_attr_t *attr,
+                           void *(*fn)(void *), void *arg) {
+  return real_pthread_create()(t, attr, fn, arg);
+}
+
+__attribute__((visibility("default"))) int pthread_create(
+    pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
+  if (!ga__collector_wanted()) return real_pthread_create()(t, attr, fn, arg);
+  ga__ensure_init();
+  ga_mutex_lock(&reg_lock);
+  start_rec *r = free_starts_;
+  if (r != NULL) {
+    free_starts_ = r->next;
+  } else {
+    static char *chunk;
+    static size_t left;
+    if (left < sizeof *r) {
+      chunk = ga__sys_alloc(64 * 1024);
+      left = chunk ? 64 * 1024 : 0;
+    }
+    if (left >= sizeof *r) {
+      r = (start_rec *)chunk;
+      chunk += sizeof *r;
+      left -= sizeof *r;
+    }
+  }
+  ga_mutex_unlock(&reg_lock);
+  if (r == NULL) return EAGAIN;
+  r->fn = fn;
+  r->arg = arg;
+  int err = real_pthread_create()(t, attr, thread_start, r);
+  if (err != 0) {
+    ga_mutex_lock(&reg_lock);
+    r->next = free_starts_;
+    free_starts_ = r;
+    ga_mutex_unlock(&reg_lock);
+  }
+  return err;
+}
+
+__attribute__((constructor)) static void register_main_thread(void) {
+  if (!ga__collector_wanted()) return;
+  ga__ensure_init();
+  /* Usually the main thread; if the library is loaded later (dlopen) from
+   * another thread, that thread. */
+  register_self(getpid() == (pid_t)syscall(SYS_gettid));
+}
