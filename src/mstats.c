@@ -45,6 +45,9 @@ void ga__stats_large_alloc(uint64_t bytes) {
   atomic_fetch_add_explicit(&st.largeBytesAlloc, bytes, memory_order_relaxed);
 }
 
+void ga__gc_stats(uint64_t *numgc, uint64_t *pauseTotal, uint64_t *pauses,
+                  double *cpuFraction, uint64_t *nextGC);
+
 void ga__stats_tiny(uint64_t n) {
   atomic_fetch_add_explicit(&st.tinyAllocs, n, memory_order_relaxed);
 }
@@ -78,6 +81,9 @@ int ga_read_stats(ga_stats *out) {
   out->heap_inuse = (uint64_t)hc.pagesInUse * GA_PAGE_SIZE;
   out->heap_released = hc.heapReleased;
   out->heap_idle = out->heap_sys - out->heap_inuse;
+  /* The collector's figures (mgc.c). */
+  ga__gc_stats(&out->num_gc, &out->pause_total_ns, out->pause_ns,
+               &out->gc_cpu_fraction, &out->next_gc);
   return 0;
 }
 
