@@ -20,10 +20,16 @@ Method, and why:
     then the median of those — so a disturbance that hits one round moves
     both sides of its ratio.
   * Every workload prints a checksum computed from what it read back out of
-    its objects. All allocators must agree with glibc, every round; a
-    mismatch, a crash, a timeout, corrupted objects, or a preload that did
-    not load is reported as FAILED and makes the runner exit 1. A broken
-    allocator must not look fast.
+    its objects. All allocators must agree with glibc (the GC workloads:
+    with Boehm GC, else with Go), every round; a mismatch, a crash, a
+    timeout, corrupted objects, or a preload that did not load is reported
+    as FAILED and makes the runner exit 1. A broken allocator must not look
+    fast. A failure only removes its own cell: the other allocators and
+    workloads are still measured and reported.
+  * Two kinds of workloads. "malloc" workloads (workloads/*.c) run against
+    every malloc implementation; "gc" workloads (gc/*.c, gc/go/) never free
+    and run against goalloc's collector, Boehm GC and Go, which report their
+    collections and pauses too.
 """
 
 import argparse
@@ -78,7 +84,27 @@ WORKLOADS = [
              "2 threads swap objects through a shared table; threads restart"),
     Workload("xthread", "xthread", "malloc", ["4e6"], ["1.5e7"],
              "producer thread mallocs, consumer thread frees"),
+    # Collector workloads (bench/gc/): no free at all. Sized so that a run
+    # takes ~0.2-1 s (quick: gcbench at its classic depth 16) and ~1-9 s
+    # (full: binary-trees at depth 19, as in the collector issue's figures)
+    # on the project's 2-core machine.
+    Workload("binary-trees", "binary_trees", "gc", ["16"], ["19"],
+             "long-lived tree of depth D plus 2^(D-d+4) short-lived trees of "
+             "each depth d = 4, 6, .. D; 16-byte nodes"),
+    Workload("gcbench", "gcbench", "gc", ["16"], ["18"],
+             "GCBench-style: long-lived tree of depth D and array of 500000 "
+             "doubles, temporary trees of depths 4..D top-down and bottom-up"),
+    Workload("gc-churn", "gc_churn", "gc", ["4e5", "30000"], ["1e6", "100000"],
+             "W live objects 16 B..4 KiB (1/3 pointer-free) replaced at random, "
+             "1 % of steps a 64 KiB..1 MiB pointer-free buffer"),
 ]
+
+# Measured rounds per mode (after one warm-up round); --rounds overrides.
+ROUNDS = {("quick", "malloc"): 3, ("quick", "gc"): 3,
+          ("full", "malloc"): 7, ("full", "gc"): 5}
+KIND_TITLE = {"malloc": "malloc implementations",
+              "gc": "garbage collectors (no free; goalloc's collector vs "
+                    "Boehm GC vs Go)"}
 
 # The fast-path micro benchmarks measured in --callgrind mode: N pairs, and
 # the same loop without allocator calls ("baseline") and with N = 0.
@@ -252,13 +278,28 @@ def detect_allocators(build_dir, extra_peers):
         pkg, ver = package_of(lib)
         allocs.append(Allocator(name, "malloc", preload=os.path.abspath(lib),
                                 version=ver or lib, package=pkg))
-    # Collector peers: used by the "gc" workloads (none yet).
-    if find_library(["libgc.so.1", "libgc.so"]):
-        notes.append("Boehm GC is installed; it runs in the GC workloads (none yet)")
+    # The collectors, for the "gc" workloads: goalloc's own (collector on,
+    # default GOGC), Boehm GC linked dynamically, and Go.
+    allocs.append(Allocator("goalloc", "gc", suffix="_goalloc",
+                            version="this tree (libgoalloc.a, collector on, "
+                                    "GOGC=%s)" % os.environ.get("GOALLOC_GOGC", "100")))
+    lib = find_library(["libgc.so.1", "libgc.so"])
+    if lib:
+        pkg, ver = package_of(lib)
+        allocs.append(Allocator("boehm-gc", "gc", suffix="_boehm",
+                                version=(ver or "not from a package (%s)" % lib)
+                                + ", default settings, parallel marking",
+                                package=pkg))
     else:
         skipped.append("boehm-gc")
-    if shutil.which("go"):
-        notes.append("Go is installed; it runs in the GC workloads (none yet)")
+    go = shutil.which("go")
+    if go:
+        m = re.search(r"go version (\S+)", run_quiet([go, "version"]))
+        pkg, ver = package_of(go)
+        allocs.append(Allocator("go", "gc", suffix="_go",
+                                version="%s%s, default GOGC" % (
+                                    m.group(1) if m else "?",
+                                    " (%s %s)" % (pkg, ver) if pkg else "")))
     else:
         skipped.append("go")
     return allocs, skipped, notes
@@ -276,6 +317,11 @@ class RunResult:
         self.user_s = self.sys_s = None
         self.checksum = None
         self.stdout = self.stderr = ""
+        self.timed_out = False
+        self.backtrace = ""    # gdb's "thread apply all bt" of a run that hung
+        # Collector workloads: collections and stop-the-world pauses.
+        self.gc_n = self.gc_pause_total_ms = self.gc_pause_max_ms = None
+        self.gc_pauses_seen = None
 
 
 def parse_report(text):
@@ -287,11 +333,21 @@ def parse_report(text):
     return out
 
 
+def num(rep, key, conv=float):
+    try:
+        return conv(rep[key])
+    except (KeyError, ValueError):
+        return None
+
+
 def run_once(launcher, cmd, env, timeout):
     r = RunResult()
     fd, resfile = tempfile.mkstemp(prefix="bench-", suffix=".res")
     os.close(fd)
+    btfile = resfile[:-4] + ".bt"
     full = [launcher, "-o", resfile, "-t", str(timeout)]
+    if shutil.which("gdb"):
+        full += ["-g", btfile]   # a hang leaves every thread's backtrace
     for e in env:
         full += ["-e", e]
     full += ["--"] + cmd
@@ -306,15 +362,21 @@ def run_once(launcher, cmd, env, timeout):
         return r
     finally:
         os.unlink(resfile)
+        if os.path.exists(btfile):
+            with open(btfile, errors="replace") as f:
+                r.backtrace = f.read()
+            os.unlink(btfile)
     r.wall_s = int(res["wall_ns"]) / 1e9
     r.maxrss_kb = int(res["maxrss_kb"])
     r.user_s = int(res["user_us"]) / 1e6
     r.sys_s = int(res["sys_us"]) / 1e6
     status, sig = int(res["status"]), int(res["signal"])
+    r.timed_out = res.get("timed_out", "0") == "1"
     rep = parse_report(r.stdout)
-    if sig:
-        r.error = "killed by signal %d%s" % (
-            sig, " (timeout after %d s)" % timeout if sig == 9 else "")
+    if r.timed_out:
+        r.error = "hung: killed after the %d s timeout" % timeout
+    elif sig:
+        r.error = "killed by signal %d (%s)" % (sig, signal_name(sig))
     elif status != 0:
         r.error = "exit status %d" % status
     elif "cannot be preloaded" in r.stderr:
@@ -330,8 +392,20 @@ def run_once(launcher, cmd, env, timeout):
         if any(tail):
             r.error += ": " + " | ".join(t.strip() for t in tail)
     r.checksum = rep.get("checksum")
-    r.self_ms = float(rep["time_ms"]) if "time_ms" in rep else None
+    r.self_ms = num(rep, "time_ms")
+    r.gc_n = num(rep, "gc_collections", int)
+    r.gc_pause_total_ms = num(rep, "gc_pause_total_ms")
+    r.gc_pause_max_ms = num(rep, "gc_pause_max_ms")
+    r.gc_pauses_seen = num(rep, "gc_pauses_seen", int)
     return r
+
+
+def signal_name(sig):
+    try:
+        import signal
+        return signal.Signals(sig).name
+    except (ValueError, ImportError):
+        return "?"
 
 
 # --------------------------------------------------------------------------
@@ -342,21 +416,34 @@ def med(xs):
     return statistics.median(xs) if xs else None
 
 
+def ratios(runs, base, get):
+    """Pair-by-pair ratios allocator / goalloc, one per round both ran in."""
+    out = []
+    for rnd, r in runs:
+        b = base.get(rnd)
+        if b is not None and get(r) is not None and get(b):
+            out.append(get(r) / get(b))
+    return out
+
+
 def summarise(workloads, allocs, samples):
     """samples[(w, a)] = list of (round, RunResult), measured rounds only."""
     summary = []
     for w in workloads:
         base = {rnd: r for rnd, r in samples.get((w.name, "goalloc"), []) if r.ok}
         for a in allocs:
+            if a.kind != w.kind:
+                continue
             runs = [(rnd, r) for rnd, r in samples.get((w.name, a.name), []) if r.ok]
             if not runs:
                 continue
             t = [r.wall_s for _, r in runs]
             m = [r.maxrss_kb for _, r in runs]
-            tr = [r.wall_s / base[rnd].wall_s for rnd, r in runs if rnd in base]
-            mr = [r.maxrss_kb / base[rnd].maxrss_kb for rnd, r in runs if rnd in base]
-            summary.append({
-                "workload": w.name, "allocator": a.name, "rounds": len(runs),
+            tr = ratios(runs, base, lambda r: r.wall_s)
+            mr = ratios(runs, base, lambda r: r.maxrss_kb)
+            row = {
+                "workload": w.name, "kind": w.kind, "allocator": a.name,
+                "rounds": len(runs),
                 "time_s_median": med(t), "time_s_min": min(t), "time_s_max": max(t),
                 "rss_kb_median": med(m), "rss_kb_min": min(m), "rss_kb_max": max(m),
                 "time_ratio": med(tr), "time_ratio_min": min(tr) if tr else None,
@@ -364,7 +451,34 @@ def summarise(workloads, allocs, samples):
                 "rss_ratio": med(mr), "rss_ratio_min": min(mr) if mr else None,
                 "rss_ratio_max": max(mr) if mr else None,
                 "self_ms_median": med([r.self_ms for _, r in runs if r.self_ms is not None]),
-            })
+            }
+            if w.kind == "gc":
+                n = [r.gc_n for _, r in runs if r.gc_n is not None]
+                pt = [r.gc_pause_total_ms for _, r in runs
+                      if r.gc_pause_total_ms is not None]
+                px = [r.gc_pause_max_ms for _, r in runs
+                      if r.gc_pause_max_ms is not None]
+                pr = ratios(runs, base, lambda r: r.gc_pause_max_ms)
+                # goalloc and Go keep the last 256 pauses: the max is over those.
+                # (Boehm's count includes the collection GC_INIT does before
+                # the pause callback is installed: that one is not "missing".)
+                partial = any(r.gc_n is not None and r.gc_pauses_seen is not None
+                              and r.gc_n > 256 and r.gc_pauses_seen <= 256
+                              for _, r in runs)
+                row.update({
+                    "gc_collections_median": med(n),
+                    "gc_collections_min": min(n) if n else None,
+                    "gc_collections_max": max(n) if n else None,
+                    "gc_pause_total_ms_median": med(pt),
+                    "gc_pause_max_ms_median": med(px),
+                    "gc_pause_max_ms_min": min(px) if px else None,
+                    "gc_pause_max_ms_max": max(px) if px else None,
+                    "gc_pause_max_ratio": med(pr),
+                    "gc_pause_max_ratio_min": min(pr) if pr else None,
+                    "gc_pause_max_ratio_max": max(pr) if pr else None,
+                    "gc_pause_max_last256": partial,
+                })
+            summary.append(row)
     return summary
 
 
@@ -457,8 +571,31 @@ def fmt_ratio(x):
     return "—" if x is None else "%.2f" % x
 
 
+def fmt_ms(x):
+    if x is None:
+        return "—"
+    return "%.3f" % x if x < 1 else "%.1f" % x if x < 100 else "%.0f" % x
+
+
+def failed(failures, wname, aname):
+    return any(f[0] == wname and f[1] == aname for f in failures)
+
+
+def ratio_cell(s, keys, failures, wname, aname):
+    """One cell of a ratio table: the ratios, FAILED, or — (not run). When
+    goalloc itself failed there is no ratio: the peer's own median time and
+    RSS are shown in parentheses, so the row still says something."""
+    if s is None:
+        return "FAILED" if failed(failures, wname, aname) else "—"
+    if s["time_ratio"] is None:
+        return "(%s s, %s MiB)" % (fmt_time(s["time_s_median"]),
+                                   fmt_mb(s["rss_kb_median"]))
+    return " / ".join(fmt_ratio(s.get(k)) for k in keys)
+
+
 def markdown(meta, allocs, skipped, notes, workloads, summary, failures, mode,
              rounds):
+    kinds = [k for k in ("malloc", "gc") if any(w.kind == k for w in workloads)]
     L = []
     L.append("# goalloc benchmark — %s mode" % mode)
     L.append("")
@@ -467,17 +604,20 @@ def markdown(meta, allocs, skipped, notes, workloads, summary, failures, mode,
              % (meta["cpu"], meta["cores"], meta["memory"], meta["kernel"],
                 meta["compiler"]))
     L.append("- CPU used by other processes while measuring: %s" % fmt_other_load(meta))
-    L.append("- method: %d measured rounds after 1 warm-up round, allocators "
+    L.append("- method: %s measured rounds after 1 warm-up round, allocators "
              "interleaved (order rotated each round); each run a fresh process; "
              "wall time of the process, peak RSS from wait4; ratio = allocator ÷ "
              "goalloc within a round, median over rounds (> 1: goalloc is faster "
-             "/ smaller)" % rounds)
+             "/ smaller)" % ", ".join("%d (%s workloads)" % (rounds[k], k)
+                                      for k in kinds))
     L.append("")
-    L.append("| allocator | version |")
-    L.append("|---|---|")
+    L.append("| allocator | workloads | version |")
+    L.append("|---|---|---|")
     for a in allocs:
-        L.append("| %s | %s%s |" % (a.name, (a.package + " ") if a.package else "",
-                                    a.version or "?"))
+        if a.kind in kinds:
+            L.append("| %s | %s | %s%s |" % (a.name, a.kind,
+                                             (a.package + " ") if a.package else "",
+                                             a.version or "?"))
     L.append("")
     if skipped:
         L.append("Skipped (not installed): %s. Install them with `%s`."
@@ -489,42 +629,74 @@ def markdown(meta, allocs, skipped, notes, workloads, summary, failures, mode,
         L.append("")
 
     by = {(s["workload"], s["allocator"]): s for s in summary}
-    names = [a.name for a in allocs]
-    L.append("## Time and peak RSS relative to goalloc (allocator ÷ goalloc)")
-    L.append("")
-    L.append("| workload | " + " | ".join(names) + " |")
-    L.append("|---" * (len(names) + 1) + "|")
-    for w in workloads:
-        cells = []
-        for n in names:
-            s = by.get((w.name, n))
-            if s is None:
-                cells.append("FAILED" if any(f[0] == w.name and f[1] == n
-                                             for f in failures) else "—")
-            else:
-                cells.append("%s / %s" % (fmt_ratio(s["time_ratio"]),
-                                          fmt_ratio(s["rss_ratio"])))
-        L.append("| %s | %s |" % (w.name, " | ".join(cells)))
-    L.append("")
-    L.append("Each cell: time ratio / peak-RSS ratio.")
-    L.append("")
-    L.append("## Medians and ranges")
-    L.append("")
-    L.append("| workload | allocator | time s, median [min–max] | ÷ goalloc [min–max] "
-             "| peak RSS MiB, median [min–max] | ÷ goalloc |")
-    L.append("|---|---|---|---|---|---|")
-    for w in workloads:
-        for n in names:
-            s = by.get((w.name, n))
-            if s is None:
-                continue
-            L.append("| %s | %s | %s [%s–%s] | %s [%s–%s] | %s [%s–%s] | %s |" % (
-                w.name, n, fmt_time(s["time_s_median"]), fmt_time(s["time_s_min"]),
-                fmt_time(s["time_s_max"]), fmt_ratio(s["time_ratio"]),
-                fmt_ratio(s["time_ratio_min"]), fmt_ratio(s["time_ratio_max"]),
-                fmt_mb(s["rss_kb_median"]), fmt_mb(s["rss_kb_min"]),
-                fmt_mb(s["rss_kb_max"]), fmt_ratio(s["rss_ratio"])))
-    L.append("")
+    for kind in kinds:
+        wl = [w for w in workloads if w.kind == kind]
+        names = [a.name for a in allocs if a.kind == kind]
+        gc = kind == "gc"
+        L.append("## Relative to goalloc (allocator ÷ goalloc): %s" % KIND_TITLE[kind])
+        L.append("")
+        L.append("| workload | " + " | ".join(names) + " |")
+        L.append("|---" * (len(names) + 1) + "|")
+        keys = (["time_ratio", "rss_ratio", "gc_pause_max_ratio"] if gc
+                else ["time_ratio", "rss_ratio"])
+        for w in wl:
+            L.append("| %s | %s |" % (w.name, " | ".join(
+                ratio_cell(by.get((w.name, n)), keys, failures, w.name, n)
+                for n in names)))
+        L.append("")
+        L.append("Each cell: time ratio / peak-RSS ratio%s. FAILED: see FAILURES "
+                 "below; — not run." % (" / max-pause ratio" if gc else ""))
+        L.append("")
+        L.append("### Medians and ranges (%s)" % kind)
+        L.append("")
+        if gc:
+            L.append("| workload | implementation | time s, median [min–max] | "
+                     "÷ goalloc [min–max] | peak RSS MiB, median [min–max] | "
+                     "÷ goalloc | collections | total pause ms | max pause ms, "
+                     "median [min–max] | ÷ goalloc |")
+            L.append("|---|---|---|---|---|---|---|---|---|---|")
+        else:
+            L.append("| workload | allocator | time s, median [min–max] | "
+                     "÷ goalloc [min–max] | peak RSS MiB, median [min–max] | "
+                     "÷ goalloc |")
+            L.append("|---|---|---|---|---|---|")
+        last256 = False
+        for w in wl:
+            for n in names:
+                s = by.get((w.name, n))
+                if s is None:
+                    if failed(failures, w.name, n):
+                        L.append("| %s | %s | FAILED |%s" % (
+                            w.name, n, " |" * (7 if gc else 3)))
+                    continue
+                row = "| %s | %s | %s [%s–%s] | %s [%s–%s] | %s [%s–%s] | %s |" % (
+                    w.name, n, fmt_time(s["time_s_median"]), fmt_time(s["time_s_min"]),
+                    fmt_time(s["time_s_max"]), fmt_ratio(s["time_ratio"]),
+                    fmt_ratio(s["time_ratio_min"]), fmt_ratio(s["time_ratio_max"]),
+                    fmt_mb(s["rss_kb_median"]), fmt_mb(s["rss_kb_min"]),
+                    fmt_mb(s["rss_kb_max"]), fmt_ratio(s["rss_ratio"]))
+                if gc:
+                    c = s.get("gc_collections_median")
+                    star = "*" if s.get("gc_pause_max_last256") else ""
+                    last256 = last256 or bool(star)
+                    row += " %s | %s | %s%s [%s–%s] | %s |" % (
+                        "—" if c is None else "%g" % c,
+                        fmt_ms(s.get("gc_pause_total_ms_median")),
+                        fmt_ms(s.get("gc_pause_max_ms_median")), star,
+                        fmt_ms(s.get("gc_pause_max_ms_min")),
+                        fmt_ms(s.get("gc_pause_max_ms_max")),
+                        fmt_ratio(s.get("gc_pause_max_ratio")))
+                L.append(row)
+        L.append("")
+        if gc:
+            L.append("Pauses are stop-the-world times as each collector reports "
+                     "them: goalloc `ga_read_stats` (pause_total_ns, pause_ns), "
+                     "Boehm GC from GC_EVENT_PRE_STOP_WORLD to "
+                     "GC_EVENT_POST_START_WORLD (collections: GC_get_gc_no), Go "
+                     "`runtime.ReadMemStats` (NumGC, PauseTotalNs, PauseNs)."
+                     + (" \\* max over the last 256 collections only (the size "
+                        "of goalloc's and Go's pause rings)." if last256 else ""))
+            L.append("")
     L.append("Workloads: " + "; ".join("**%s** %s (args: %s)"
                                       % (w.name, w.what, " ".join(w.args(mode)))
                                       for w in workloads) + ".")
@@ -539,10 +711,14 @@ def markdown(meta, allocs, skipped, notes, workloads, summary, failures, mode,
 
 
 def write_csv(path, summary):
-    keys = ["workload", "allocator", "rounds", "time_s_median", "time_s_min",
+    keys = ["workload", "kind", "allocator", "rounds", "time_s_median", "time_s_min",
             "time_s_max", "time_ratio", "time_ratio_min", "time_ratio_max",
             "rss_kb_median", "rss_kb_min", "rss_kb_max", "rss_ratio",
-            "rss_ratio_min", "rss_ratio_max", "self_ms_median"]
+            "rss_ratio_min", "rss_ratio_max", "self_ms_median",
+            "gc_collections_median", "gc_collections_min", "gc_collections_max",
+            "gc_pause_total_ms_median", "gc_pause_max_ms_median",
+            "gc_pause_max_ms_min", "gc_pause_max_ms_max", "gc_pause_max_ratio",
+            "gc_pause_max_ratio_min", "gc_pause_max_ratio_max"]
     with open(path, "w", newline="") as f:
         wr = csv.DictWriter(f, fieldnames=keys)
         wr.writeheader()
@@ -550,57 +726,85 @@ def write_csv(path, summary):
             wr.writerow({k: s.get(k) for k in keys})
 
 
+def draw_panel(matplotlib, ax, wnames, peers, by, key, title):
+    """Bars of one ratio (peer ÷ goalloc) per workload, one bar per peer, on
+    a log scale, growing from goalloc's line at 1: up, goalloc is better;
+    down, the peer is. The whisker is the min–max of the per-round ratios."""
+    width = 0.8 / max(1, len(peers))
+    vals = [1.0]
+    for i, p in enumerate(peers):
+        xs, ys, lo, hi = [], [], [], []
+        for j, w in enumerate(wnames):
+            s = by.get((w, p))
+            if s and s.get(key):
+                xs.append(j - 0.4 + width * (i + 0.5))
+                ys.append(s[key])
+                lo.append(s[key] - (s[key + "_min"] or s[key]))
+                hi.append((s[key + "_max"] or s[key]) - s[key])
+                vals += [s[key + "_min"] or s[key], s[key + "_max"] or s[key]]
+        ax.bar(xs, [y - 1 for y in ys], width, bottom=1, label=p)
+        if xs:
+            ax.errorbar(xs, ys, yerr=[lo, hi], fmt="none", ecolor="black",
+                        elinewidth=0.8, capsize=2)
+    ax.axhline(1.0, color="black", linewidth=1)
+    ax.set_yscale("log")
+    ax.set_title(title + " (log)", fontsize=9)
+    ax.grid(axis="y", which="major", alpha=0.3)
+    ticks = [t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2,
+                         3, 5, 7, 10, 20, 50, 100, 200, 500)
+             if min(vals) / 1.5 <= t <= max(vals) * 1.5]
+    ax.yaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xticks(range(len(wnames)))
+    ax.set_xticklabels(wnames, fontsize=8)
+    ax.set_xlim(-0.6, len(wnames) - 0.4)
+    ax.set_ylim(min(vals) / 1.3, max(vals) * 1.3)
+
+
 def draw_chart(path, workloads, allocs, summary, meta, mode):
+    """One PNG: a column of panels per kind of workload (malloc: time, RSS;
+    gc: time, RSS, max pause), each with its own peers."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker  # noqa: F401  (matplotlib.ticker below)
     except ImportError:
         print("runner: matplotlib is not importable: no chart (on Debian: "
               "sudo apt-get install python3-matplotlib)", file=sys.stderr)
         return False
     by = {(s["workload"], s["allocator"]): s for s in summary}
-    peers = [a.name for a in allocs if a.name != "goalloc"]
-    wnames = [w.name for w in workloads]
-    fig, axes = plt.subplots(2, 1, figsize=(max(7, 1.6 * len(wnames) + 2), 8),
-                             sharex=True)
-    width = 0.8 / max(1, len(peers))
-    for ax, key, title in ((axes[0], "time_ratio", "wall time ÷ goalloc"),
-                           (axes[1], "rss_ratio", "peak RSS ÷ goalloc")):
-        for i, p in enumerate(peers):
-            xs, ys, lo, hi = [], [], [], []
-            for j, w in enumerate(wnames):
-                s = by.get((w, p))
-                if s and s[key]:
-                    xs.append(j - 0.4 + width * (i + 0.5))
-                    ys.append(s[key])
-                    lo.append(s[key] - (s[key + "_min"] or s[key]))
-                    hi.append((s[key + "_max"] or s[key]) - s[key])
-            # Bars grow from the goalloc line at 1, up (goalloc better) or
-            # down; the whisker is the min-max of the per-round ratios.
-            ax.bar(xs, [y - 1 for y in ys], width, bottom=1, label=p)
-            ax.errorbar(xs, ys, yerr=[lo, hi], fmt="none", ecolor="black",
-                        elinewidth=0.8, capsize=2)
-        ax.axhline(1.0, color="black", linewidth=1)
-        ax.set_yscale("log")
-        ax.set_ylabel(title + " (log)")
-        ax.grid(axis="y", which="major", alpha=0.3)
-        vals = [s[key] for s in summary if s[key]] + [1.0]
-        ticks = [t for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1, 1.25, 1.5, 2,
-                             3, 4, 5, 7, 10, 15, 20, 30, 50, 100)
-                 if min(vals) / 1.5 <= t <= max(vals) * 1.5]
-        ax.yaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
-        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=max(1, len(peers)),
-               fontsize="small", frameon=False)
-    axes[1].set_xticks(range(len(wnames)))
-    axes[1].set_xticklabels(wnames)
+    cols = []
+    for kind in ("malloc", "gc"):
+        wnames = [w.name for w in workloads if w.kind == kind]
+        if not wnames:
+            continue
+        peers = [a.name for a in allocs if a.kind == kind and a.name != "goalloc"]
+        panels = [("time_ratio", "wall time ÷ goalloc"),
+                  ("rss_ratio", "peak RSS ÷ goalloc")]
+        if kind == "gc":
+            panels.append(("gc_pause_max_ratio", "max pause ÷ goalloc"))
+        cols.append((kind, wnames, peers, panels))
+    if not cols:
+        return False
+    nrows = max(len(c[3]) for c in cols)
+    widths = [max(2, len(c[1])) for c in cols]
+    fig = plt.figure(figsize=(max(7, 1.5 * sum(widths) + 2.5), 3.2 * nrows + 1.2))
+    gs = fig.add_gridspec(nrows, len(cols), width_ratios=widths)
+    for ci, (kind, wnames, peers, panels) in enumerate(cols):
+        for ri, (key, title) in enumerate(panels):
+            ax = fig.add_subplot(gs[ri, ci])
+            draw_panel(matplotlib, ax, wnames, peers, by, key,
+                       "%s — %s" % (kind, title))
+        handles, labels = ax.get_legend_handles_labels()
+        ax.legend(handles, labels, fontsize="x-small", loc="best",
+                  title="peers (%s)" % kind, title_fontsize="x-small")
     fig.suptitle("goalloc vs peers (%s mode, %s, commit %s)\n"
-                 "above 1: the peer is slower / uses more memory than goalloc"
-                 % (mode, meta["date"], meta["commit"].split()[0]), fontsize=10)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+                 "above 1: the peer is slower / uses more memory / pauses longer "
+                 "than goalloc" % (mode, meta["date"], meta["commit"].split()[0]),
+                 fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
@@ -614,37 +818,75 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def bench(args, allocs, skipped, notes, bindir):
+# The implementation whose checksum every other one must match, per kind of
+# workload (the first of these that ran); it also goes first in the warm-up
+# round, so its time sets the timeout of the others.
+REFERENCE = {"malloc": ["glibc"], "gc": ["boehm-gc", "go"]}
+
+
+def select_workloads(only):
+    """--only: workload names, or a kind ("malloc", "gc") for all of it."""
+    if not only:
+        return list(WORKLOADS)
+    want = set(only.split(","))
+    unknown = want - {w.name for w in WORKLOADS} - {w.kind for w in WORKLOADS}
+    if unknown:
+        sys.exit("runner: unknown workload(s): %s (see --list)" % ", ".join(sorted(unknown)))
+    return [w for w in WORKLOADS if w.name in want or w.kind in want]
+
+
+def bench(args, allocs, skipped, notes, bindir, missing):
     mode = "quick" if args.quick else "full"
-    rounds = args.rounds or (3 if args.quick else 7)
-    # A run that hangs (a deadlocked allocator) is killed. With no --timeout,
-    # the limit is `base` until glibc has run once in the workload's warm-up
-    # round (glibc goes first there), then 20x glibc's time, at least 10 s:
-    # an allocator 20x slower than glibc has failed anyway, and a hang then
-    # costs seconds, not minutes.
+    rounds = {k: args.rounds or ROUNDS[(mode, k)] for k in ("malloc", "gc")}
+    # A run that hangs (a deadlocked allocator or collector) is killed. With
+    # no --timeout, the limit is `base` until the reference (glibc; Boehm GC
+    # or Go for the GC workloads) has run once in the workload's warm-up
+    # round (it goes first there), then 20x its time, at least 10 s: an
+    # allocator 20x slower has failed anyway, and a hang then costs seconds,
+    # not minutes. A run that hangs is shown to gdb first when gdb is
+    # installed; the backtrace of every thread is kept beside the results.
     base = args.timeout or (20 if args.quick else 120)
     launcher = os.path.join(bindir, "bench_launch")
-    workloads = [w for w in WORKLOADS if w.kind == "malloc" and
-                 (not args.only or w.name in args.only.split(","))]
+    workloads = select_workloads(args.only)
     if not workloads:
         sys.exit("runner: no workload selected")
+    prefix = args.out or os.path.join(HERE, "results",
+                                      "latest" if mode == "full" else "quick")
+    os.makedirs(os.path.dirname(prefix), exist_ok=True)
+    for old in glob.glob(prefix + "-hang-*.txt"):
+        os.unlink(old)
     samples, failures = {}, []
     meta = machine_info()
     other_load = OtherLoad()
 
+    def fail(w, a, msg):
+        failures.append((w.name, a.name, msg))
+        log("FAILED %s / %s: %s" % (w.name, a.name, msg))
+        samples.pop((w.name, a.name), None)
+
     for w in workloads:
-        active = sorted([a for a in allocs if a.kind == w.kind],
-                        key=lambda a: a.name != "glibc")
-        ref = {}  # allocator -> checksum (must all equal glibc's)
+        nrounds = rounds[w.kind]
+        refs = REFERENCE[w.kind]
+        active = []
+        for a in allocs:
+            if a.kind != w.kind:
+                continue
+            if (w.name, a.name) in missing:
+                fail(w, a, missing[(w.name, a.name)])
+            else:
+                active.append(a)
+        active.sort(key=lambda a: refs.index(a.name) if a.name in refs else len(refs))
+        ref = {}  # allocator -> checksum (must all equal the reference's)
         timeout = base
-        for rnd in range(rounds + 1):
+        for rnd in range(nrounds + 1):
             k = rnd % len(active) if active else 0
             order = active[k:] + active[:k]
             line = []
             for a in order:
                 cmd = [a.binary(bindir, w)] + w.args(mode)
                 r = run_once(launcher, cmd, a.env(), timeout)
-                if r.ok and a.name == "glibc" and rnd == 0 and not args.timeout:
+                if (r.ok and rnd == 0 and not args.timeout and
+                        a.name == next((x.name for x in active if x.name in refs), None)):
                     timeout = int(min(base, max(10, 20 * r.wall_s)) + 0.999)
                 if r.ok:
                     ref.setdefault(a.name, r.checksum)
@@ -653,36 +895,44 @@ def bench(args, allocs, skipped, notes, bindir):
                         r.error = ("checksum %s differs from its own earlier %s"
                                    % (r.checksum, ref[a.name]))
                 if not r.ok:
-                    failures.append((w.name, a.name, r.error))
-                    log("FAILED %s / %s: %s" % (w.name, a.name, r.error))
+                    msg = "%s (round %d, args: %s)" % (r.error, rnd,
+                                                       " ".join(w.args(mode)))
+                    if r.backtrace:
+                        bt = "%s-hang-%s-%s.txt" % (prefix, w.name, a.name)
+                        with open(bt, "w") as f:
+                            f.write("# %s\n# gdb -p PID -batch -ex 'thread apply "
+                                    "all bt', after %d s\n\n%s"
+                                    % (" ".join(cmd), timeout, r.backtrace))
+                        msg += "; backtrace of every thread: %s" % os.path.relpath(bt, ROOT)
+                        log(r.backtrace.strip()[-4000:])
+                    fail(w, a, msg)
                     active.remove(a)  # do not spend the rest of the rounds on it
-                    samples.pop((w.name, a.name), None)
                     continue
                 if rnd > 0:
                     samples.setdefault((w.name, a.name), []).append((rnd, r))
-                line.append("%s %.3fs %.1fMiB" % (a.name, r.wall_s, r.maxrss_kb / 1024))
+                extra = ""
+                if r.gc_n is not None:
+                    extra = " %dgc max%.1fms" % (r.gc_n, r.gc_pause_max_ms or 0)
+                line.append("%s %.3fs %.1fMiB%s" % (a.name, r.wall_s,
+                                                    r.maxrss_kb / 1024, extra))
             log("%-13s %s  %s" % (w.name, "warm-up " if rnd == 0 else
-                                  "round %d/%d" % (rnd, rounds), ", ".join(line)))
-        # All allocators must agree with glibc (the reference implementation).
-        want = ref.get("glibc")
+                                  "round %d/%d" % (rnd, nrounds), ", ".join(line)))
+        # Every implementation must agree with the reference.
+        refname = next((x for x in refs if x in ref), None)
+        want = ref.get(refname)
         for an, cs in sorted(ref.items()):
             if want is not None and cs != want and (w.name, an) in samples:
-                msg = "checksum %s, glibc's is %s: wrong results" % (cs, want)
-                failures.append((w.name, an, msg))
-                log("FAILED %s / %s: %s" % (w.name, an, msg))
-                samples.pop((w.name, an), None)
+                fail(w, next(a for a in allocs if a.name == an and a.kind == w.kind),
+                     "checksum %s, %s's is %s: wrong results" % (cs, refname, want))
 
     summary = summarise(workloads, allocs, samples)
     meta["other_load_cores"] = other_load.cores()
     md = markdown(meta, allocs, skipped, notes, workloads, summary, failures,
                   mode, rounds)
-    prefix = args.out or os.path.join(HERE, "results",
-                                      "latest" if mode == "full" else "quick")
-    os.makedirs(os.path.dirname(prefix), exist_ok=True)
     png = prefix + ".png"
     drawn = draw_chart(png, workloads, allocs, summary, meta, mode)
     if drawn:
-        md += "\n![time and RSS ratios](%s)\n" % os.path.basename(png)
+        md += "\n![time, RSS and pause ratios](%s)\n" % os.path.basename(png)
     print(md)
     with open(prefix + ".md", "w") as f:
         f.write(md)
@@ -691,13 +941,17 @@ def bench(args, allocs, skipped, notes, bindir):
         json.dump({
             "mode": mode, "rounds": rounds, "machine": meta,
             "allocators": [vars(a) for a in allocs], "skipped": skipped,
-            "workloads": [{"name": w.name, "args": w.args(mode), "what": w.what}
-                          for w in workloads],
+            "workloads": [{"name": w.name, "kind": w.kind, "args": w.args(mode),
+                           "what": w.what} for w in workloads],
             "summary": summary,
             "samples": [{"workload": wn, "allocator": an, "round": rnd,
                          "wall_s": r.wall_s, "maxrss_kb": r.maxrss_kb,
                          "user_s": r.user_s, "sys_s": r.sys_s,
-                         "self_ms": r.self_ms, "checksum": r.checksum}
+                         "self_ms": r.self_ms, "checksum": r.checksum,
+                         "gc_collections": r.gc_n,
+                         "gc_pause_total_ms": r.gc_pause_total_ms,
+                         "gc_pause_max_ms": r.gc_pause_max_ms,
+                         "gc_pauses_seen": r.gc_pauses_seen}
                         for (wn, an), runs in sorted(samples.items())
                         for rnd, r in runs],
             "failures": [{"workload": a, "allocator": b, "error": c}
@@ -788,9 +1042,10 @@ def callgrind(args, allocs, skipped, notes, bindir):
          "show cache misses or contention." % n, "",
          "| workload | allocator | version | per pair | with loop | loop alone |",
          "|---|---|---|---|---|---|"]
+    mallocs = [a for a in allocs if a.kind == "malloc"]
     ver = {a.name: ((a.package + " ") if a.package else "") + (a.version or "")
-           for a in allocs}
-    rank = {a.name: i for i, a in enumerate(allocs)}
+           for a in mallocs}
+    rank = {a.name: i for i, a in enumerate(mallocs)}
     rows.sort(key=lambda r: (CALLGRIND_WORKLOADS.index(r["workload"]),
                              rank.get(r["allocator"], 99)))
     for r in rows:
@@ -822,6 +1077,42 @@ def callgrind(args, allocs, skipped, notes, bindir):
     return 1 if failures else 0
 
 
+def find_missing(args, allocs, skipped, notes, bindir):
+    """Binaries that were not built. A peer with none built at all (Boehm GC's
+    runtime library without its header, say) is skipped with a note; any other
+    missing binary, or a go build that failed, becomes a FAILED cell for that
+    workload only: the rest is still measured. Returns {(workload, allocator):
+    message}; edits allocs, skipped and notes in place."""
+    build_log = os.path.join(os.path.dirname(bindir), "bench-build.log")
+    why = {"boehm-gc": "libgc.so is installed but gc.h is not, so the "
+                       "bench_*_boehm programs were not built (install libgc-dev)",
+           "go": "go is on PATH but no bench_*_go program was built (see %s)"
+                 % build_log}
+    missing = {}
+    for a in list(allocs):
+        ws = [w for w in WORKLOADS if w.kind == a.kind]
+        gone = [w for w in ws if not os.path.exists(a.binary(bindir, w))]
+        if not gone:
+            continue
+        failed_builds = [w for w in gone if os.path.exists(a.binary(bindir, w) + ".failed")]
+        if a.name in why and len(gone) == len(ws) and not failed_builds:
+            allocs.remove(a)
+            skipped.append(a.name)
+            notes.append("%s: %s" % (a.name, why[a.name]))
+            continue
+        for w in gone:
+            exe = a.binary(bindir, w)
+            if os.path.exists(exe + ".failed"):
+                with open(exe + ".failed", errors="replace") as f:
+                    tail = [t.strip() for t in f.read().strip().splitlines()[-4:]]
+                missing[(w.name, a.name)] = ("not built: %s failed: %s"
+                                             % (os.path.basename(exe), " | ".join(tail)))
+            else:
+                missing[(w.name, a.name)] = ("not built: %s is missing (see %s)"
+                                             % (os.path.relpath(exe, ROOT), build_log))
+    return missing
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("--build-dir", required=True,
@@ -833,9 +1124,11 @@ def main():
     ap.add_argument("--callgrind-n", type=int, default=0,
                     help="pairs per callgrind run (default %d)" % CALLGRIND_N)
     ap.add_argument("--rounds", type=int, default=0,
-                    help="measured rounds (default: 3 quick, 7 full)")
+                    help="measured rounds (default: 3 quick; full: 7 for the "
+                         "malloc workloads, 5 for the GC ones)")
     ap.add_argument("--only", default="",
-                    help="comma-separated workloads to run (default: all)")
+                    help="comma-separated workloads to run, or a kind: malloc, "
+                         "gc (default: all)")
     ap.add_argument("--allocators", default="",
                     help="comma-separated allocators to run (default: all "
                          "installed; goalloc and glibc are always kept)")
@@ -843,8 +1136,9 @@ def main():
                     help="an extra malloc to preload, e.g. a mimalloc built "
                          "from source (repeatable)")
     ap.add_argument("--timeout", type=int, default=0,
-                    help="seconds before a run is killed (default: 20x glibc's "
-                         "time in the workload, at least 10 s; at most 20 s "
+                    help="seconds before a run is killed (default: 20x the "
+                         "reference's time in the workload (glibc; Boehm GC or "
+                         "Go for the GC workloads), at least 10 s; at most 20 s "
                          "quick, 120 s full)")
     ap.add_argument("--out", default="",
                     help="output path prefix (default bench/results/latest "
@@ -860,8 +1154,10 @@ def main():
         keep = set(args.allocators.split(",")) | {"goalloc", "glibc"}
         allocs = [a for a in allocs if a.name in keep]
 
+    missing = find_missing(args, allocs, skipped, notes, bindir)
     log("allocators: " + ", ".join(
-        "%s (%s)" % (a.name, a.version or "?") for a in allocs))
+        "%s%s (%s)" % (a.name, " [gc]" if a.kind == "gc" else "", a.version or "?")
+        for a in allocs))
     if skipped:
         log("skipped, not installed: %s\n  install them with: %s"
             % (", ".join(skipped), APT_LINE))
@@ -871,14 +1167,9 @@ def main():
         for w in WORKLOADS:
             log("workload %-13s [%s] %s" % (w.name, w.kind, w.what))
         return 0
-    for w in WORKLOADS:
-        for a in allocs:
-            if a.kind == w.kind and not os.path.exists(a.binary(bindir, w)):
-                sys.exit("runner: missing %s (build with: cmake --build %s "
-                         "--target bench_all)" % (a.binary(bindir, w), args.build_dir))
     if args.callgrind:
         return callgrind(args, allocs, skipped, notes, bindir)
-    return bench(args, allocs, skipped, notes, bindir)
+    return bench(args, allocs, skipped, notes, bindir, missing)
 
 
 if __name__ == "__main__":

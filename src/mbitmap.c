@@ -55,7 +55,7 @@ void ga__span_freeBitsStorage(mspan *s) {
 
 void ga__span_loadWindow(mspan *s, unsigned w) {
   uint64_t valid = ga__windowValid(s, w);
-  s->freeindex = (uint16_t)(w * 64);
+  __atomic_store_n(&s->freeindex, (uint16_t)(w * 64), __ATOMIC_RELAXED);
   s->windowValid = valid;
   s->windowAddr = s->startAddr + (uintptr_t)w * 64 * s->elemsize;
   s->windowFree = &s->freeBits[w];

@@ -228,7 +228,6 @@ void ga__mcentral_startSweep(void) {
  * there). */
 uintptr_t ga__mcentral_sweepOne(unsigned i) {
   mcentral *mc = &central[i];
-  if (__atomic_load_n(&mc->unswept, __ATOMIC_RELAXED) == NULL) return 0;
   ga_mutex_lock(&mc->lock);
   mspan *s = mc->unswept;
   uintptr_t n = 0;

@@ -151,7 +151,12 @@ void ga__final_mark_queued(void) {
 }
 
 void ga__final_wake(void) {
-  if (qlen == 0) return;
+  ga__slow_enter();
+  ga_mutex_lock(&final_lock);
+  size_t n = qlen;
+  ga_mutex_unlock(&final_lock);
+  ga__slow_leave();
+  if (n == 0) return;
   atomic_fetch_add_explicit(&qepoch, 1, memory_order_release);
   ga__sys_futex_wake((uint32_t *)&qepoch, 1);
 }

@@ -149,19 +149,20 @@ static int64_t heap_goal(uint64_t marked) {
 static double ms(int64_t ns) { return (double)ns / 1e6; }
 
 static void print_trace(uint64_t n, int64_t start, int64_t stw, int64_t mark,
-                        int64_t term, uint64_t before, uint64_t marked,
+                        int64_t term, uint64_t before, uint64_t atmark, uint64_t marked,
                         int64_t goal, int workers, bool forced) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   double cpu = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
                (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
   double frac = cpu > 0 ? (double)gc.gcCpuNs / 1e9 / cpu : 0;
+  if (frac > 1) frac = 1;
   fprintf(stderr,
           "gc %llu @%.3fs %.0f%%: %.3f+%.3f+%.3f ms clock, %.3f+%.3f ms cpu, "
           "%llu->%llu->%llu MB, %lld MB goal, %d threads, %d P%s\n",
           (unsigned long long)n, (double)(start - gc.startNs) / 1e9, frac * 100,
           ms(stw), ms(mark), ms(term), ms(mark) * workers, ms(term),
-          (unsigned long long)(before >> 20), (unsigned long long)(before >> 20),
+          (unsigned long long)(before >> 20), (unsigned long long)(atmark >> 20),
           (unsigned long long)(marked >> 20), (long long)(goal >> 20),
           ga__thread_count(), workers, forced ? " (forced)" : "");
 }
@@ -191,6 +192,7 @@ static bool gc_cycle(bool forced) {
   int64_t t1 = ga__sys_nanotime();
   ga__stop_the_world();
   ga__finish_sweep(); /* spans swept concurrently since: none may be left */
+  uint64_t atmark = (uint64_t)atomic_load(&ga__heapLive);
   int64_t t2 = ga__sys_nanotime();
   uint64_t marked = ga__gc_mark(workers);
   int64_t t3 = ga__sys_nanotime();
@@ -212,7 +214,8 @@ static bool gc_cycle(bool forced) {
   ga__bgsweep_start();
   ga__final_wake();
   if (gc.trace)
-    print_trace(n, t0, t2 - t1, t3 - t2, t4 - t3, before, marked, goal, workers, forced);
+    print_trace(n, t0, t2 - t1, t3 - t2, t4 - t3, before, atmark, marked, goal, workers,
+                forced);
   if (temp_registered) ga_thread_unregister();
   return true;
 }

@@ -1,0 +1,3 @@
+module goallocbench
+
+go 1.19
