@@ -317,6 +317,12 @@ unsigned ga__span_collect(mspan *s);
 /* Is slot idx allocated right now? Exact for the caching thread, an
  * mcentral lock holder, or the collector with the world stopped. */
 bool ga__span_isAllocated(const mspan *s, uintptr_t idx);
+GA_INLINE bool ga__span_isAllocatedInline(const mspan *s, uintptr_t idx) {
+  if (atomic_load_explicit(&s->cache, memory_order_relaxed) != NULL &&
+      (idx >> 6) == (uintptr_t)(s->freeindex >> 6))
+    return !((ga__loadBits(&s->allocCache) >> (idx & 63)) & 1);
+  return (ga__loadBits(&s->allocBits[idx >> 6]) >> (idx & 63)) & 1;
+}
 /* Same, from any thread: reads the window under its seqlock. */
 bool ga__span_isAllocatedAny(mspan *s, uintptr_t idx);
 /* Bracket every change of a span's window or cache owner. */
@@ -359,6 +365,50 @@ void ga__stats_uncache(mspan *s);
 void ga__stats_free(unsigned sizeclass, uint64_t n, uint64_t bytes);
 void ga__stats_large_alloc(uint64_t bytes);
 void ga__stats_tiny(uint64_t n);
+
+/* ==== scavenger, statistics hooks and options (issue 6) ==================
+ * mgcscavenge.c, mstats.c, options.c (options.h has the option accessors).
+ * This block is maintained with those files. */
+
+/* Heap hooks, called by mheap.c with the heap lock held, after a span's
+ * pages were allocated / before its record is recycled on free. A true
+ * result asks the caller to call the function named, after unlocking. */
+bool ga__scav_alloc_locked(mspan *s);  /* true: ga__scav_after_alloc() */
+bool ga__scav_free_locked(mspan *s);   /* true: ga__scavenger_wake() */
+void ga__scav_after_alloc(void);       /* start the thread; eager release */
+void ga__scavenger_wake(void);         /* re-read goals and settings now */
+
+/* The collector, at the end of each cycle (Go's gcPaceScavenger): the
+ * retained heap should come down to heap_inuse * heap_goal / last_heap_goal
+ * plus 10 %. heap_goal 0 (or UINT64_MAX) = no goal (GOGC=off). */
+void ga__scavenger_set_goal(uint64_t heap_inuse, uint64_t heap_goal,
+                            uint64_t last_heap_goal);
+
+typedef struct ga_scav_counters {
+  uint64_t bgBytes, eagerBytes, forcedBytes; /* released, cumulative */
+  uint64_t madvises, workNs;                 /* calls, time spent releasing */
+  uint64_t reclaims, reclaimNs;              /* remote-free folds, their time */
+  uint64_t goal;                             /* collector's goal, 0 = none */
+  bool running;                              /* background thread started */
+} ga_scav_counters;
+void ga__scav_counters(ga_scav_counters *out);
+
+/* Spans of a size class in use: +1 / -1 (heap lock held; from the hooks). */
+void ga__stats_span_locked(unsigned sizeclass, int delta);
+
+/* The collector, at the end of each cycle (Go's MemStats GC fields). */
+typedef struct ga_gc_cycle_stats {
+  uint64_t pause_ns; /* stop-the-world time of this cycle */
+  uint64_t cpu_ns;   /* CPU time the collector used, all threads */
+  uint64_t next_gc;  /* heap goal of the next cycle, bytes */
+  bool forced;       /* started by ga_collect */
+} ga_gc_cycle_stats;
+void ga__stats_gc_cycle(const ga_gc_cycle_stats *c);
+
+/* Read the environment (options.c); heap init calls it first. */
+void ga__options_init(void);
+extern int64_t ga__options_init_ns; /* ga__sys_nanotime() at that moment */
+/* ==== end of issue 6 block ============================================== */
 
 /* ---- init and errors -------------------------------------------------- */
 

@@ -43,6 +43,11 @@
 
 extern _Atomic uintptr_t ga__heapMin, ga__heapMax;
 
+/* Several workers mark at once: set mark bits with an atomic fetch-or. With
+ * one worker a plain store does, and the lock prefix was most of the cost
+ * of marking (perf, binary-trees). */
+static bool mark_atomic;
+
 /* Mark the object containing p if it is allocated and not yet marked.
  * Returns the object base if it was newly marked and must be scanned. */
 static inline uintptr_t greyobject(uint64_t *bytes, uintptr_t p, uintptr_t *end) {
@@ -53,11 +58,16 @@ static inline uintptr_t greyobject(uint64_t *bytes, uintptr_t p, uintptr_t *end)
   if (off >= s->npages * GA_PAGE_SIZE) return 0;
   uintptr_t idx = s->divMul ? ga__objIndex(s, off) : 0;
   if (idx >= s->nelems) return 0;
-  if (!ga__span_isAllocated(s, idx)) return 0;
+  if (!ga__span_isAllocatedInline(s, idx)) return 0;
   uint64_t m = (uint64_t)1 << (idx & 63);
   _Atomic uint64_t *w = &s->gcmarkBits[idx >> 6];
-  if (ga__loadBits(w) & m) return 0;
-  if (atomic_fetch_or_explicit(w, m, memory_order_relaxed) & m) return 0;
+  uint64_t old = ga__loadBits(w);
+  if (old & m) return 0;
+  if (mark_atomic) {
+    if (atomic_fetch_or_explicit(w, m, memory_order_relaxed) & m) return 0;
+  } else {
+    ga__storeBits(w, old | m); /* one marker: no lock prefix (~3x faster) */
+  }
   *bytes += s->elemsize;
   if (s->spanclass & 1) return 0; /* noscan: black at once, never scanned */
   uintptr_t base = s->startAddr + idx * s->elemsize;
@@ -365,6 +375,7 @@ static void drain_parallel(gcw *g, int nworkers) {
 }
 
 uint64_t ga__gc_mark(int nworkers) {
+  mark_atomic = nworkers > 1;
   gcw g = {wb_get_empty(), 0};
   cur_gcw = &g;
   atomic_store(&work.bytesMarked, 0);
