@@ -99,6 +99,7 @@ static uintptr_t alloc_tiny(size_t size) {
     c = ga__tls_cache; /* may have been created just now */
   }
   c->tinyAllocs++;
+  GA_VG_MALLOC((void *)block, GA_TINY_SIZE, 0);
   /* Keep whichever block has more room left (Go's rule). */
   if (size < c->tinyoffset || c->tiny == 0) {
     c->tiny = block;
@@ -115,7 +116,8 @@ static GA_NOINLINE void *mallocgc(size_t size, unsigned noscan) {
     mspan *s;
     p = alloc_large(size, noscan, 1, &s);
   } else if (noscan && size < GA_TINY_SIZE) {
-    p = alloc_tiny(size);
+    p = alloc_tiny(size); /* annotated per block, not per object */
+    return p ? (void *)p : fail_nomem();
   } else {
     p = alloc_small((ga__malloc_size_to_class(size) << 1) | noscan);
   }

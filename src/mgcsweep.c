@@ -60,6 +60,17 @@ static void setPagesPerByte(double d) {
   atomic_store_explicit(&sw.pagesPerByteBits, b, memory_order_relaxed);
 }
 
+/* Tell memcheck about objects the collector freed (valgrind builds only). */
+static inline void vg_dead(mspan *s, unsigned w, uint64_t dead) {
+  if (!GA_VALGRIND_BUILD) return;
+  while (dead) {
+    unsigned i = w * 64 + (unsigned)__builtin_ctzll(dead);
+    GA_VG_FREE((void *)(s->startAddr + i * s->elemsize));
+    (void)i;
+    dead &= dead - 1;
+  }
+}
+
 bool ga__sweep_span_locked(mspan *s, bool preserve) {
   uint32_t h = atomic_load_explicit(&ga__sweepgen_h, memory_order_relaxed);
   if (atomic_load_explicit(&s->sweepgen, memory_order_relaxed) == h) return false;
@@ -69,6 +80,7 @@ bool ga__sweep_span_locked(mspan *s, bool preserve) {
     uint64_t a = ga__loadBits(&s->allocBits[w]);
     uint64_t m = ga__loadBits(&s->gcmarkBits[w]);
     freed += (unsigned)__builtin_popcountll(a & ~m);
+    vg_dead(s, w, a & ~m);
     ga__storeBits(&s->allocBits[w], a & m);
     ga__storeBits(&s->gcmarkBits[w], 0);
   }
@@ -93,6 +105,7 @@ static void sweep_cached(mspan *s) {
     if (w == w0) {
       uint64_t truth = ~ga__loadBits(&s->allocCache) & s->windowValid;
       uint64_t dead = truth & ~m & ~fb;
+      vg_dead(s, w, dead);
       if (dead) {
         ga__storeBits(&s->freeBits[w], fb | dead);
         atomic_store_explicit(&s->remotePending, 1, memory_order_relaxed);
@@ -100,6 +113,7 @@ static void sweep_cached(mspan *s) {
     } else {
       uint64_t a = ga__loadBits(&s->allocBits[w]);
       uint64_t dead = a & ~m & ~fb;
+      vg_dead(s, w, dead);
       freed += (unsigned)__builtin_popcountll(dead);
       ga__storeBits(&s->allocBits[w], a & ~dead);
     }
