@@ -168,15 +168,29 @@ GA_API void ga_thread_unregister(void);
 GA_API int ga_set_finalizer(void *obj, void (*fn)(void *obj, void *arg),
                             void *arg);
 
+/* ---- returning memory to the OS ------------------------------------------
+ * Free memory goes back to the operating system by itself: a background
+ * thread releases free pages that have not been used for a second
+ * (GOALLOC_SCAVENGE_DELAY_MS), keeps the heap under the memory limit, and,
+ * with the collector on, near its goal (see docs/tuning.md). */
+
+/* ga_release_memory: give every free page back to the OS now (after folding
+ * in frees made by other threads), as Go's debug.FreeOSMemory does minus the
+ * collection (call ga_collect first for that). Returns the bytes released.
+ * Memory given back reads as zero when it is next allocated. */
+GA_API size_t ga_release_memory(void);
+
 /* ---- statistics --------------------------------------------------------
- * Go's MemStats, in goalloc's words. Counts of other threads' cached spans
- * are folded in when those spans go back to the heap (refill, thread exit,
- * ga_thread_flush, or a collection), so Mallocs - Frees == HeapObjects holds
- * exactly after such a flush and approximately otherwise. */
+ * Go's MemStats, in goalloc's words. The calling thread's own counts are
+ * always included; counts of other threads' cached spans are folded in when
+ * those spans go back to the heap (refill, thread exit, ga_thread_flush, or
+ * a collection), so Mallocs - Frees == HeapObjects == the number of live
+ * objects holds exactly once every other thread has flushed, and
+ * approximately otherwise. HeapIdle + HeapInuse == HeapSys always. */
 #include <stdint.h>
 #include <stdio.h>
 
-#define GA_STATS_VERSION 1
+#define GA_STATS_VERSION 2
 #define GA_STATS_NUM_CLASSES 68
 
 typedef struct ga_class_stats {
@@ -204,10 +218,23 @@ typedef struct ga_stats {
   double gc_cpu_fraction; /* fraction of CPU time spent in the collector */
   uint64_t next_gc;       /* heap goal of the next collection (bytes) */
   ga_class_stats by_size[GA_STATS_NUM_CLASSES];
+  /* ---- version 2 ---- */
+  uint64_t pause_end[256];   /* when each recent pause ended (Unix ns),
+                                circular like pause_ns */
+  uint64_t last_gc;          /* Unix ns at the end of the last collection */
+  uint64_t num_forced_gc;    /* collections started by ga_collect */
+  uint64_t scav_bg_bytes;    /* released by the background scavenger */
+  uint64_t scav_eager_bytes; /* released by allocations (limit, heap goal) */
+  uint64_t scav_forced_bytes;/* released by ga_release_memory */
+  uint64_t scav_madvises;    /* release system calls made */
+  uint64_t scav_ns;          /* time spent releasing (all threads) */
+  int64_t gc_percent;        /* GOGC in effect (-1 = off) */
+  int64_t memory_limit;      /* memory limit in effect (INT64_MAX = none) */
 } ga_stats;
 
-/* ga_read_stats: fill *st (st->version must be GA_STATS_VERSION). Returns 0,
- * or -1 if the version is not supported. */
+/* ga_read_stats: fill *st (st->version must be GA_STATS_VERSION, or 1 for
+ * the fields up to by_size). Returns 0, or -1 if the version is not
+ * supported. */
 GA_API int ga_read_stats(ga_stats *st);
 
 /* ga_print_stats: a human-readable summary of ga_read_stats. */

@@ -16,7 +16,7 @@
  */
 #include <pthread.h>
 
-#include "internal.h"
+#include "mgc.h"
 
 void ga__mheap_lock(void);
 void ga__mheap_unlock(void);
@@ -35,9 +35,22 @@ static void parent(void) {
   ga__mcentral_unlockAll();
 }
 
+/* A parent thread that was moving a span's window when fork copied the
+ * address space left its seqlock odd, and it does not exist in the child:
+ * close every such section, or a free into that span would spin forever. */
+static void close_window(mcache *c, void *arg) {
+  (void)arg;
+  for (unsigned i = 0; i < GA_NUM_CENTRALS; i++) {
+    mspan *s = c->alloc[i];
+    uint32_t q = atomic_load_explicit(&s->windowSeq, memory_order_relaxed);
+    if (q & 1) atomic_store_explicit(&s->windowSeq, q + 1, memory_order_relaxed);
+  }
+}
+
 static void child(void) {
   ga__mheap_resetLockAfterFork();
   ga__mcentral_resetLocksAfterFork();
+  ga__mcache_for_each(close_window, NULL);
 }
 
 static _Atomic int registered;

@@ -69,8 +69,6 @@ static mcache *allocmcache(void) {
     allcaches = c;
   }
   ga__mheap_unlock();
-  if (c == NULL) return NULL;
-  pthread_setspecific(cache_key, c);
   return c;
 }
 
@@ -104,7 +102,10 @@ static uintptr_t nextFree(unsigned ci) {
     c = allocmcache();
     if (c == NULL) return 0;
     ga__tls_cache = c;
-    ga__fork_register_once(); /* may malloc: only now that c is installed */
+    /* Both may malloc (glibc's pthread_setspecific callocs for keys >= 32,
+     * pthread_atfork may too): only now that c is installed. */
+    pthread_setspecific(cache_key, c);
+    ga__fork_register_once();
   }
   mspan *s = c->alloc[ci];
   while (s == &ga__emptyspan || !span_has_room(s)) {

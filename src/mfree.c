@@ -64,6 +64,13 @@ static mspan *span_containing(uintptr_t a) {
 
 /* Classify pointer a for function fn: return its span if a is the start of
  * a live object (or inside a live tiny block), else report and abort. */
+/* The name bad-free reports give the free function: "free" in the malloc
+ * drop-in (which defines ga__override_free_name), "ga_free" otherwise. */
+extern const char ga__override_free_name[] __attribute__((weak));
+static const char *free_name(void) {
+  return ga__override_free_name != NULL ? ga__override_free_name : "ga_free";
+}
+
 static mspan *checked_object(uintptr_t a, const char *fn, uintptr_t *idxp) {
   mspan *s = span_containing(a);
   if (s == NULL) {
@@ -95,7 +102,7 @@ static mspan *checked_object(uintptr_t a, const char *fn, uintptr_t *idxp) {
                     live ? base : 0);
   } else if (!live) {
     ga__bad_pointer(fn, (void *)a,
-                    strcmp(fn, "ga_free") == 0 ? DOUBLE_FREE : USE_AFTER_FREE, 0);
+                    strcmp(fn, free_name()) == 0 ? DOUBLE_FREE : USE_AFTER_FREE, 0);
   }
   *idxp = idx;
   return s;
@@ -106,13 +113,13 @@ static mspan *checked_object(uintptr_t a, const char *fn, uintptr_t *idxp) {
  * pointers (reported, never ignored). */
 static void free_checked(uintptr_t a) {
   uintptr_t idx;
-  mspan *s = checked_object(a, "ga_free", &idx);
+  mspan *s = checked_object(a, free_name(), &idx);
   if (s->tiny) return; /* freed with its block, by the collector */
   if (s->specials) ga__final_forget(a);
   uint64_t m = (uint64_t)1 << (idx & 63);
   uint64_t old = atomic_fetch_or_explicit(&s->freeBits[idx >> 6], m,
                                           memory_order_acq_rel);
-  if (old & m) ga__bad_pointer("ga_free", (void *)a, DOUBLE_FREE, 0);
+  if (old & m) ga__bad_pointer(free_name(), (void *)a, DOUBLE_FREE, 0);
   GA_VG_FREE((void *)a);
   if ((s->spanclass >> 1) == 0) {
     ga__stats_free(0, 1, s->elemsize);
@@ -129,6 +136,34 @@ static GA_NOINLINE void free_slow(uintptr_t a) {
   ga__slow_enter();
   free_checked(a);
   ga__slow_leave();
+}
+
+/* The owner's free outside its window: the owner is the only writer of
+ * that allocBits word (the collector writes it only with the world stopped,
+ * and the slow-path region keeps this thread from being stopped mid-way),
+ * so clear the bit with plain loads and stores: no atomic. The slot is
+ * reused when the window comes round to it. */
+static GA_NOINLINE void free_owner_outside_window(mspan *s, uintptr_t a) {
+  uintptr_t off = a - s->startAddr;
+  if (off < s->npages * GA_PAGE_SIZE) {
+    uintptr_t idx = ga__objIndex(s, off);
+    if (idx < s->nelems && idx * s->elemsize == off &&
+        (idx >> 6) != (uintptr_t)(s->freeindex >> 6)) {
+      uint64_t m = (uint64_t)1 << (idx & 63);
+      ga__slow_enter();
+      _Atomic uint64_t *w = &s->allocBits[idx >> 6];
+      uint64_t bits = ga__loadBits(w);
+      if (GA_LIKELY(bits & ~ga__loadBits(&s->freeBits[idx >> 6]) & m)) {
+        GA_VG_FREE((void *)a);
+        ga__storeBits(w, bits & ~m);
+        s->localFrees++;
+        ga__slow_leave();
+        return;
+      }
+      ga__slow_leave();
+    }
+  }
+  free_slow(a); /* reports what is wrong */
 }
 
 /* The owner's free: the object is in the span this thread allocates from.
@@ -154,6 +189,9 @@ void ga_free(void *p) {
         s->localFrees++;
         return;
       }
+    } else {
+      free_owner_outside_window(s, a);
+      return;
     }
   }
   free_slow(a);

@@ -64,6 +64,7 @@ extern const int ga__override_mode __attribute__((weak));
 bool ga__collector_wanted(void) { return &ga__override_mode == NULL; }
 
 void ga__heapLive_add(intptr_t bytes) {
+  if (!ga__collector_wanted()) return; /* the drop-in: nobody reads it */
   int64_t v = atomic_fetch_add_explicit(&ga__heapLive, bytes, memory_order_relaxed) + bytes;
   if (bytes > 0 && v >= atomic_load_explicit(&gc.trigger, memory_order_relaxed) &&
       atomic_load_explicit(&gc.gcPercent, memory_order_relaxed) >= 0 &&

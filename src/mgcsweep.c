@@ -62,6 +62,8 @@ static void setPagesPerByte(double d) {
 
 /* Tell memcheck about objects the collector freed (valgrind builds only). */
 static inline void vg_dead(mspan *s, unsigned w, uint64_t dead) {
+  (void)s;
+  (void)w;
   if (!GA_VALGRIND_BUILD) return;
   while (dead) {
     unsigned i = w * 64 + (unsigned)__builtin_ctzll(dead);

@@ -79,6 +79,7 @@ void ga__gc_init(void);
 void ga__init_slow(void) {
   int expect = 0;
   if (atomic_compare_exchange_strong(&init_state, &expect, 1)) {
+    ga__options_init(); /* the environment, once (options.c) */
     ga__pages_init();
     ga__fixalloc_init(&mheap_.spanalloc, sizeof(mspan));
     mheap_.hint = ARENA_HINT_START;
@@ -255,7 +256,9 @@ mspan *ga__mheap_alloc(uintptr_t npages, uintptr_t align_pages, unsigned spc,
   mheap_.pagesInUse += npages;
   mheap_.spansInUse++;
   if (cl == 0) mheap_.largeInUse++;
+  bool scav_work = ga__scav_alloc_locked(s); /* stats, scavenger (mgcscavenge.c) */
   ga_mutex_unlock(&mheap_.lock);
+  if (GA_UNLIKELY(scav_work)) ga__scav_after_alloc();
   GA_VG_NOACCESS((void *)base, npages * GA_PAGE_SIZE);
   return s;
 }
@@ -270,9 +273,11 @@ void ga__mheap_freeSpan(mspan *s) {
   mheap_.spansInUse--;
   if ((s->spanclass >> 1) == 0) mheap_.largeInUse--;
   ga__pages_free(s->startAddr, s->npages);
+  bool scav_wake = ga__scav_free_locked(s); /* stats, scavenger */
   ga__span_freeBitsStorage(s);
   ga__fixalloc_free(&mheap_.spanalloc, s);
   ga_mutex_unlock(&mheap_.lock);
+  if (GA_UNLIKELY(scav_wake)) ga__scavenger_wake();
 }
 
 void ga__mheap_counters(ga_heap_counters *out) {

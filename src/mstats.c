@@ -1,28 +1,70 @@
 /*
- * mstats.c — allocation statistics (Go's mstats.go twin): one list of
- * counters, kept cheaply and read consistently.
+ * mstats.c — statistics (Go's mstats.go twin): one list of counters, kept
+ * cheaply, read consistently, printed for people.
  *
+ * Where each number comes from
+ * ----------------------------
+ *   by class    mallocs / frees: folded in when a span leaves a cache
+ *               (ga__stats_uncache: objects allocated and freed while it was
+ *               cached), when frees made through freeBits are folded into an
+ *               uncached span (ga__stats_free), by sweeping, and on large
+ *               allocations and frees. spans: +1/-1 from the heap hooks.
+ *   heap        HeapSys, HeapInuse, HeapReleased from mheap and the page
+ *               allocator, under the heap lock.
+ *   collector   pushed at the end of each cycle (ga__stats_gc_cycle).
+ *   scavenger   its own counters (ga__scav_counters).
  * Cost: nothing on the fast paths except the owner's free, which bumps the
- * span's localFrees. Counts are folded into the per-class totals below when
- * a span leaves a cache (ga__stats_uncache), when frees made through
- * freeBits are folded into an uncached span, and on large allocations, so
- * every counter is touched only on slow paths (atomic adds there).
+ * span's localFrees; every counter here is touched on slow paths only
+ * (relaxed atomic adds).
  *
- * Identity: mallocs[c] - frees[c] equals the objects of class c in spans
- * that are not cached, plus, for cached spans, their objects when they were
- * cached. After every cache is flushed, Mallocs - Frees == HeapObjects.
+ * Consistency and identities (asserted by tests/test_stats.c):
+ *   HeapIdle + HeapInuse == HeapSys            always (HeapIdle is derived)
+ *   HeapReleased <= HeapIdle                   always
+ *   HeapObjects == Mallocs - Frees             by definition; and equal to
+ *       the number of live objects once every thread but the caller has
+ *       flushed its cache (ga_thread_flush or exit). The caller's own cache
+ *       is counted at read time: ga_read_stats looks at the calling thread's
+ *       cached spans, which only that thread may touch.
+ *   HeapAlloc == sum over classes of (mallocs - frees) * size, plus large
+ *       bytes; HeapInuse == sum over classes of spans * span bytes, plus the
+ *       bytes of large objects (each large object is a span of its own).
+ * Go counts tiny allocations as a malloc and an immediate free (the 16-byte
+ * block they share is the object); so do we.
+ *
+ * Reading never stops the world (Go's ReadMemStats does): other threads'
+ * cached spans are seen as of their last refill. It does fold in pending
+ * remote frees (ga__mcentral_reclaimAll), which walks every span in no
+ * cache: about 0.1 us per span, a few ms per GiB of small objects.
+ *
+ * Exit report: GOALLOC_SHOW_STATS=1 prints ga_print_stats to stderr from a
+ * library destructor, except in the malloc drop-in, which prints its own
+ * one-line summary (override.c).
  */
+#define _GNU_SOURCE
+#include <fcntl.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
-#include "internal.h"
+#include "mgc.h" /* ga__slow_enter: reading touches the caller's cache */
+#include "options.h"
 
 static struct {
   _Atomic uint64_t mallocs[GA_NUM_SIZE_CLASSES];
   _Atomic uint64_t frees[GA_NUM_SIZE_CLASSES];
+  _Atomic uint64_t spans[GA_NUM_SIZE_CLASSES];
   _Atomic uint64_t largeBytesAlloc, largeBytesFree;
   _Atomic uint64_t tinyAllocs;
 } st;
+
+/* The collector's numbers, pushed once per cycle. */
+static struct {
+  ga_mutex lock;
+  uint64_t numgc, numForced, pauseTotal, cpuNs, nextGC, lastGC;
+  uint64_t pauseNs[256], pauseEnd[256];
+} gcs;
+
+/* ---- counting ----------------------------------------------------------- */
 
 void ga__stats_uncache(mspan *s) {
   unsigned cl = s->spanclass >> 1;
@@ -45,46 +87,187 @@ void ga__stats_large_alloc(uint64_t bytes) {
   atomic_fetch_add_explicit(&st.largeBytesAlloc, bytes, memory_order_relaxed);
 }
 
-void ga__gc_stats(uint64_t *numgc, uint64_t *pauseTotal, uint64_t *pauses,
-                  double *cpuFraction, uint64_t *nextGC);
-
 void ga__stats_tiny(uint64_t n) {
   atomic_fetch_add_explicit(&st.tinyAllocs, n, memory_order_relaxed);
 }
 
-int ga_read_stats(ga_stats *out) {
-  if (out == NULL || out->version != GA_STATS_VERSION) return -1;
+void ga__stats_span_locked(unsigned sizeclass, int delta) {
+  atomic_fetch_add_explicit(&st.spans[sizeclass], (uint64_t)(int64_t)delta,
+                            memory_order_relaxed);
+}
+
+void ga__stats_gc_cycle(const ga_gc_cycle_stats *c) {
+  uint64_t end = (uint64_t)ga__sys_walltime();
+  ga_mutex_lock(&gcs.lock);
+  uint64_t i = gcs.numgc % 256;
+  gcs.pauseNs[i] = c->pause_ns;
+  gcs.pauseEnd[i] = end;
+  gcs.numgc++;
+  gcs.numForced += c->forced;
+  gcs.pauseTotal += c->pause_ns;
+  gcs.cpuNs += c->cpu_ns;
+  gcs.nextGC = c->next_gc;
+  gcs.lastGC = end;
+  ga_mutex_unlock(&gcs.lock);
+}
+
+/* Transitional: the collector's own pull interface (mgc.c), used while it
+ * does not push cycles through ga__stats_gc_cycle. Weak: absent is fine. */
+void ga__gc_stats(uint64_t *numgc, uint64_t *pauseTotal, uint64_t *pauses,
+                  double *cpuFraction, uint64_t *nextGC) __attribute__((weak));
+
+/* ---- reading ------------------------------------------------------------ */
+
+/* Add what the calling thread's cache has allocated and freed since its
+ * spans were cached (what ga__stats_uncache would add if they left now),
+ * after folding in frees other threads made into them. Only the owning
+ * thread may touch these fields, and we are it (inside a slow path). */
+static void add_own_cache(uint64_t *mallocs, uint64_t *frees, uint64_t *tiny) {
+  mcache *c = ga__tls_cache;
+  if (c == &ga__emptycache) return;
+  for (unsigned i = 0; i < GA_NUM_CENTRALS; i++) {
+    mspan *s = c->alloc[i];
+    if (s == &ga__emptyspan || s->nelems == 0) continue;
+    ga__span_collect(s);
+    unsigned nw = (s->nelems + 63u) / 64u, w0 = s->freeindex >> 6;
+    uint64_t n = 0;
+    for (unsigned w = 0; w < nw; w++) {
+      uint64_t bits = w == w0 ? ~ga__loadBits(&s->allocCache) & s->windowValid
+                              : ga__loadBits(&s->allocBits[w]);
+      n += (uint64_t)__builtin_popcountll(bits);
+    }
+    unsigned cl = s->spanclass >> 1;
+    mallocs[cl] += n - s->allocCountBeforeCache + s->localFrees;
+    frees[cl] += s->localFrees;
+  }
+  *tiny += c->tinyAllocs;
+}
+
+static void fill(ga_stats *out) {
   ga__ensure_init();
-  memset((char *)out + sizeof out->version, 0, sizeof *out - sizeof out->version);
+  ga__slow_enter();
+  /* Fold frees made by other threads into spans in no cache (Go's
+   * ReadMemStats stops the world and flushes instead): the counts then
+   * describe every free made before this call, except frees into spans
+   * other threads still cache. */
+  ga__mcentral_reclaimAll();
+  memset(out, 0, sizeof *out);
+  out->version = GA_STATS_VERSION;
+  uint64_t m[GA_NUM_SIZE_CLASSES], f[GA_NUM_SIZE_CLASSES];
+  for (unsigned c = 0; c < GA_NUM_SIZE_CLASSES; c++) {
+    m[c] = atomic_load_explicit(&st.mallocs[c], memory_order_relaxed);
+    f[c] = atomic_load_explicit(&st.frees[c], memory_order_relaxed);
+  }
+  uint64_t tiny = atomic_load_explicit(&st.tinyAllocs, memory_order_relaxed);
+  add_own_cache(m, f, &tiny);
+  ga__slow_leave();
+
   ga_heap_counters hc;
   ga__mheap_counters(&hc);
   for (unsigned c = 0; c < GA_NUM_SIZE_CLASSES; c++) {
-    uint64_t m = atomic_load_explicit(&st.mallocs[c], memory_order_relaxed);
-    uint64_t f = atomic_load_explicit(&st.frees[c], memory_order_relaxed);
     out->by_size[c].size = ga__class_to_size[c];
-    out->by_size[c].mallocs = m;
-    out->by_size[c].frees = f;
-    out->mallocs += m;
-    out->frees += f;
+    out->by_size[c].mallocs = m[c];
+    out->by_size[c].frees = f[c];
+    out->by_size[c].spans =
+        (size_t)atomic_load_explicit(&st.spans[c], memory_order_relaxed);
+    out->mallocs += m[c];
+    out->frees += f[c];
     if (c > 0) {
-      out->total_alloc += m * ga__class_to_size[c];
-      out->heap_alloc += (m - f) * ga__class_to_size[c];
+      out->total_alloc += m[c] * ga__class_to_size[c];
+      out->heap_alloc += (m[c] - f[c]) * ga__class_to_size[c];
     }
   }
   uint64_t lb = atomic_load_explicit(&st.largeBytesAlloc, memory_order_relaxed);
   uint64_t lf = atomic_load_explicit(&st.largeBytesFree, memory_order_relaxed);
   out->total_alloc += lb;
   out->heap_alloc += lb - lf;
-  out->tiny_allocs = atomic_load_explicit(&st.tinyAllocs, memory_order_relaxed);
+  out->tiny_allocs = tiny;
   out->heap_objects = out->mallocs - out->frees;
+  out->mallocs += tiny; /* Go: a tiny allocation is a malloc and a free */
+  out->frees += tiny;
   out->heap_sys = hc.heapSys;
   out->heap_inuse = (uint64_t)hc.pagesInUse * GA_PAGE_SIZE;
   out->heap_released = hc.heapReleased;
   out->heap_idle = out->heap_sys - out->heap_inuse;
-  /* The collector's figures (mgc.c). */
-  ga__gc_stats(&out->num_gc, &out->pause_total_ns, out->pause_ns,
-               &out->gc_cpu_fraction, &out->next_gc);
-  return 0;
+
+  ga_mutex_lock(&gcs.lock);
+  out->num_gc = gcs.numgc;
+  out->num_forced_gc = gcs.numForced;
+  out->pause_total_ns = gcs.pauseTotal;
+  memcpy(out->pause_ns, gcs.pauseNs, sizeof out->pause_ns);
+  memcpy(out->pause_end, gcs.pauseEnd, sizeof out->pause_end);
+  out->last_gc = gcs.lastGC;
+  out->next_gc = gcs.nextGC;
+  uint64_t cpu = gcs.cpuNs;
+  ga_mutex_unlock(&gcs.lock);
+  /* Go's GCCPUFraction: collector CPU over all CPUs' time since start. */
+  int64_t elapsed = ga__sys_nanotime() - ga__options_init_ns;
+  if (elapsed > 0)
+    out->gc_cpu_fraction = (double)cpu / ((double)elapsed * ga__sys_ncpu());
+  if (out->num_gc == 0 && ga__gc_stats != NULL)
+    ga__gc_stats(&out->num_gc, &out->pause_total_ns, out->pause_ns,
+                 &out->gc_cpu_fraction, &out->next_gc);
+
+  ga_scav_counters sc;
+  ga__scav_counters(&sc);
+  out->scav_bg_bytes = sc.bgBytes;
+  out->scav_eager_bytes = sc.eagerBytes;
+  out->scav_forced_bytes = sc.forcedBytes;
+  out->scav_madvises = sc.madvises;
+  out->scav_ns = sc.workNs;
+  out->gc_percent = ga__option_gogc();
+  out->memory_limit = ga__option_memlimit();
+}
+
+int ga_read_stats(ga_stats *out) {
+  if (out == NULL) return -1;
+  if (out->version == GA_STATS_VERSION) {
+    fill(out);
+    return 0;
+  }
+  if (out->version == 1) { /* the fields up to by_size */
+    ga_stats full;
+    fill(&full);
+    memcpy((char *)out + sizeof out->version, (char *)&full + sizeof full.version,
+           offsetof(ga_stats, pause_end) - sizeof full.version);
+    return 0;
+  }
+  return -1;
+}
+
+/* ---- printing ----------------------------------------------------------- */
+
+/* "12.3 MiB" style, into buf. */
+static const char *human(char *buf, size_t n, uint64_t bytes) {
+  static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = (double)bytes;
+  unsigned u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    u++;
+  }
+  if (u == 0)
+    snprintf(buf, n, "%llu B", (unsigned long long)bytes);
+  else
+    snprintf(buf, n, "%.1f %s", v, unit[u]);
+  return buf;
+}
+
+/* Resident set size now, from /proc/self/statm (open/read: no stdio, no
+ * allocation). 0 if unavailable. */
+static uint64_t rss_now(void) {
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[128];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  const char *p = buf;
+  while (*p && *p != ' ') p++; /* skip the size field */
+  uint64_t pages = 0;
+  for (p++; *p >= '0' && *p <= '9'; p++) pages = pages * 10 + (uint64_t)(*p - '0');
+  return pages * ga__sys_pagesize();
 }
 
 void ga_print_stats(FILE *f) {
@@ -93,15 +276,65 @@ void ga_print_stats(FILE *f) {
   ga_read_stats(&s);
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  fprintf(f,
-          "goalloc: mallocs %llu, frees %llu, live objects %llu, "
-          "heap alloc %.1f MiB, total alloc %.1f MiB\n"
-          "goalloc: heap sys %.1f MiB, in use %.1f MiB, idle %.1f MiB, "
-          "released %.1f MiB, peak RSS %.1f MiB, collections %llu\n",
-          (unsigned long long)s.mallocs, (unsigned long long)s.frees,
-          (unsigned long long)s.heap_objects, s.heap_alloc / 1048576.0,
-          s.total_alloc / 1048576.0, s.heap_sys / 1048576.0,
-          s.heap_inuse / 1048576.0, s.heap_idle / 1048576.0,
-          s.heap_released / 1048576.0, ru.ru_maxrss / 1024.0,
-          (unsigned long long)s.num_gc);
+  char a[32], b[32], c[32], d[32], e[32];
+  fprintf(f, "goalloc statistics\n");
+  fprintf(f, "  heap:      %s allocated in %llu objects; %s in use, %s idle "
+             "(%s released), %s mapped\n",
+          human(a, sizeof a, s.heap_alloc), (unsigned long long)s.heap_objects,
+          human(b, sizeof b, s.heap_inuse), human(c, sizeof c, s.heap_idle),
+          human(d, sizeof d, s.heap_released), human(e, sizeof e, s.heap_sys));
+  fprintf(f, "  totals:    %llu mallocs (%llu tiny), %llu frees, %s allocated "
+             "over the run\n",
+          (unsigned long long)s.mallocs, (unsigned long long)s.tiny_allocs,
+          (unsigned long long)s.frees, human(a, sizeof a, s.total_alloc));
+  uint64_t last = s.num_gc ? s.pause_ns[(s.num_gc + 255) % 256] : 0;
+  fprintf(f, "  collector: %llu cycles (%llu forced), pauses %.3f ms total, "
+             "%.3f ms last, %.2f%% of CPU, next at %s\n",
+          (unsigned long long)s.num_gc, (unsigned long long)s.num_forced_gc,
+          s.pause_total_ns / 1e6, last / 1e6, s.gc_cpu_fraction * 100,
+          s.next_gc >= (uint64_t)INT64_MAX || s.next_gc == 0
+              ? "-" : human(a, sizeof a, s.next_gc));
+  ga_scav_counters sc;
+  ga__scav_counters(&sc);
+  fprintf(f, "  scavenger: %s released in the background, %s on allocation, "
+             "%s by ga_release_memory; %llu calls, %.3f ms; %llu folds of "
+             "remote frees, %.3f ms\n",
+          human(a, sizeof a, s.scav_bg_bytes), human(b, sizeof b, s.scav_eager_bytes),
+          human(c, sizeof c, s.scav_forced_bytes),
+          (unsigned long long)s.scav_madvises, s.scav_ns / 1e6,
+          (unsigned long long)sc.reclaims, sc.reclaimNs / 1e6);
+  fprintf(f, "  process:   RSS %s now, %s peak\n", human(a, sizeof a, rss_now()),
+          human(b, sizeof b, (uint64_t)ru.ru_maxrss * 1024));
+  fprintf(f, "  settings: ");
+  for (int o = 0; o < GA_OPT_COUNT; o++) {
+    char buf[96];
+    ga__option_format((ga_option)o, buf, sizeof buf);
+    fprintf(f, " %s", buf);
+  }
+  fprintf(f, "\n  by size class (classes with activity):\n"
+             "    class     size    spans      mallocs        frees         live\n");
+  for (unsigned cl = 0; cl < GA_NUM_SIZE_CLASSES; cl++) {
+    const ga_class_stats *k = &s.by_size[cl];
+    if (k->mallocs == 0 && k->spans == 0) continue;
+    if (cl == 0)
+      fprintf(f, "    large        -");
+    else
+      fprintf(f, "    %5u %8zu", cl, k->size);
+    fprintf(f, " %8zu %12llu %12llu %12llu\n", k->spans,
+            (unsigned long long)k->mallocs, (unsigned long long)k->frees,
+            (unsigned long long)(k->mallocs - k->frees));
+  }
+}
+
+/* ---- GOALLOC_SHOW_STATS --------------------------------------------------- */
+
+extern const int ga__override_mode __attribute__((weak));
+
+__attribute__((destructor)) static void show_stats_at_exit(void) {
+  if (&ga__override_mode != NULL) return; /* override.c prints its own */
+  if (!atomic_load_explicit(&ga__inited, memory_order_acquire)) return;
+  if (ga__option_get(GA_OPT_SHOW_STATS)) {
+    fflush(stdout);
+    ga_print_stats(stderr);
+  }
 }

@@ -5,7 +5,8 @@
  *
  * What it does. Every function of the malloc family is defined here with
  * glibc's name and semantics and forwards to the core heap with the collector
- * off: memory comes back only through free. Mapping:
+ * off (ga__override_mode below): memory comes back only through free.
+ * Mapping:
  *   malloc, calloc, realloc    ga_malloc, ga_calloc, ga_realloc (scan objects,
  *                              never the tiny allocator: every pointer can be
  *                              freed one by one)
@@ -66,6 +67,15 @@
 /* Referenced by override_cxx.cpp so that a static link that takes the C++
  * operators also takes this file (and with it malloc). */
 const char ga__override_c[] = "goalloc malloc override";
+
+/* The core's switch for the malloc drop-in (a weak reference in mgc.c,
+ * mstats.c): defined, it keeps the collector out of the process (no thread
+ * registration, no stop-the-world signals, no automatic cycles), because
+ * the rest of the process's memory is invisible to a collector and every
+ * object is freed explicitly; and it leaves the exit summary to this file. */
+const int ga__override_mode = 1;
+/* Bad-free reports name the function the program called. */
+const char ga__override_free_name[] = "free";
 
 /* glibc no longer declares these, but exports them and programs still call
  * them (cfree for old binaries, __libc_* to bypass malloc hooks). */

@@ -35,13 +35,31 @@ set_target_properties(goalloc_override_shared PROPERTIES
   OUTPUT_NAME goalloc-override
   LINKER_LANGUAGE C)
 target_link_libraries(goalloc_override_shared PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
+# Exports: the malloc family and operators new/delete, nothing else. Not the
+# ga_* API: a program linked with libgoalloc.so keeps that library's heap
+# (with its collector) for ga_malloc even when this one is preloaded. Not the
+# core's pthread_create interposer either (it only serves the collector).
+set(GA_OVR_MAP ${CMAKE_CURRENT_BINARY_DIR}/goalloc-override.map)
+file(WRITE ${GA_OVR_MAP} "{
+  global:
+    malloc; free; calloc; realloc; reallocarray; cfree;
+    posix_memalign; aligned_alloc; memalign; valloc; pvalloc;
+    malloc_usable_size;
+    __libc_malloc; __libc_free; __libc_calloc; __libc_realloc;
+    __libc_memalign; __libc_valloc; __libc_pvalloc;
+    _Znwm; _Znam; _ZnwmRKSt9nothrow_t; _ZnamRKSt9nothrow_t;
+    _ZnwmSt11align_val_t; _ZnamSt11align_val_t;
+    _ZnwmSt11align_val_tRKSt9nothrow_t; _ZnamSt11align_val_tRKSt9nothrow_t;
+    _ZdlPv*; _ZdaPv*;
+  local: *;
+};
+")
 # -Bsymbolic-functions: the library's own calls (malloc -> ga_malloc) are
 # direct jumps, not PLT calls. nodelete: an allocator must never be unloaded.
-# Exports (default visibility): the malloc family, operators new/delete and
-# goalloc.h's ga_* API, so that a program that also links libgoalloc shares
-# one heap with the override.
 target_link_options(goalloc_override_shared PRIVATE
+  LINKER:--version-script=${GA_OVR_MAP}
   LINKER:-Bsymbolic-functions LINKER:-z,nodelete)
+set_target_properties(goalloc_override_shared PROPERTIES LINK_DEPENDS ${GA_OVR_MAP})
 
 add_library(goalloc_override_static STATIC
   $<TARGET_OBJECTS:goalloc_objs> $<TARGET_OBJECTS:goalloc_override_objs>)
