@@ -27,6 +27,8 @@
  *   mcentral.c   per-class span lists   mcache.c     per-thread caches
  *   malloc.c     the public allocation functions (mallocgc)
  *   mfree.c      explicit free and pointer validation
+ *   mgcscavenge.c returning free memory to the OS (background thread)
+ *   mstats.c     statistics             options.c    tunables (environment)
  *
  * Lock order: mcentral.lock -> mheap.lock -> fixalloc (under mheap.lock).
  * No lock is held across a system call that may block for long, except the
@@ -166,7 +168,9 @@ extern mspan ga__emptyspan;
 
 /* heapArena: metadata for one 64 MiB arena, off the heap. */
 typedef struct heapArena {
-  mspan *spans[GA_PAGES_PER_ARENA]; /* page -> span; stale for free pages */
+  /* page -> span; stale for free pages. Read without locks (relaxed: a
+   * plain load), written under the heap lock. */
+  mspan *_Atomic spans[GA_PAGES_PER_ARENA];
   uint8_t pageInUse[GA_PAGES_PER_ARENA / 8];
   uint8_t pageMarks[GA_PAGES_PER_ARENA / 8];
 } heapArena;
@@ -181,7 +185,9 @@ GA_INLINE mspan *ga__spanOf(uintptr_t p) {
       &ga__arenas[(p >> GA_ARENA_SHIFT) & (GA_ARENA_L2_ENTRIES - 1)],
       memory_order_acquire);
   if (GA_UNLIKELY(ha == NULL)) return &ga__emptyspan;
-  return ha->spans[(p >> GA_PAGE_SHIFT) & (GA_PAGES_PER_ARENA - 1)];
+  return atomic_load_explicit(
+      &ha->spans[(p >> GA_PAGE_SHIFT) & (GA_PAGES_PER_ARENA - 1)],
+      memory_order_relaxed);
 }
 
 /* objIndex: slot number of offset `off` within a small span (no division). */
@@ -389,6 +395,7 @@ typedef struct ga_scav_counters {
   uint64_t madvises, workNs;                 /* calls, time spent releasing */
   uint64_t reclaims, reclaimNs;              /* remote-free folds, their time */
   uint64_t goal;                             /* collector's goal, 0 = none */
+  uint64_t rounds, threadCpuNs;              /* background thread's work */
   bool running;                              /* background thread started */
 } ga_scav_counters;
 void ga__scav_counters(ga_scav_counters *out);

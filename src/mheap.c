@@ -28,6 +28,12 @@
  * zeroedBase high-water mark instead and does not trust released pages;
  * never switch the OS layer to MADV_FREE without revisiting this.)
  *
+ * Scavenger and statistics hooks (mgcscavenge.c): every span allocation and
+ * free calls ga__scav_alloc_locked / ga__scav_free_locked under the lock
+ * (per-class span counts, per-2-MiB-region use and last-free time); any
+ * other path that frees pages should call the free hook too, or its pages
+ * count as long idle. Work they ask for runs after the lock is dropped.
+ *
  * Reclaim before growth: objects freed by threads that do not own their
  * span sit in span.freeBits until someone folds them in. Before growing the
  * heap, mheap asks every mcentral to fold them and free spans that became
@@ -106,7 +112,7 @@ static bool arena_publish(uintptr_t base, uintptr_t end) {
     heapArena *ha = ga__sys_alloc(sizeof(heapArena));
     if (ha == NULL) return false;
     for (uintptr_t i = 0; i < GA_PAGES_PER_ARENA; i++)
-      ha->spans[i] = &ga__emptyspan;
+      atomic_store_explicit(&ha->spans[i], &ga__emptyspan, memory_order_relaxed);
     atomic_store_explicit(&ga__arenas[idx], ha, memory_order_release);
   }
   return true;
@@ -170,7 +176,7 @@ static void set_spans(mspan *s, mspan *v) {
                                          memory_order_relaxed);
     uintptr_t i = (p >> GA_PAGE_SHIFT) & (GA_PAGES_PER_ARENA - 1);
     for (; i < GA_PAGES_PER_ARENA && p < end; i++, p += GA_PAGE_SIZE)
-      ha->spans[i] = v;
+      atomic_store_explicit(&ha->spans[i], v, memory_order_relaxed);
   }
 }
 
