@@ -120,8 +120,9 @@ class Allocator:
     """One way of running a workload: which binary variant, which preload."""
 
     def __init__(self, name, kind, suffix="", preload=None, version="",
-                 package=""):
+                 package="", extra_env=None):
         self.name, self.kind = name, kind
+        self.extra_env = list(extra_env or [])
         self.suffix = suffix          # binary: bench_<stem><suffix>
         self.preload = preload        # LD_PRELOAD path, or None
         self.version = version
@@ -131,7 +132,8 @@ class Allocator:
         return os.path.join(bindir, "bench_" + workload.stem + self.suffix)
 
     def env(self):
-        return ["LD_PRELOAD=" + self.preload] if self.preload else []
+        pre = ["LD_PRELOAD=" + self.preload] if self.preload else []
+        return pre + self.extra_env
 
 
 def run_quiet(cmd):
@@ -240,8 +242,12 @@ def find_override(build_dir):
 
 def detect_allocators(build_dir, extra_peers):
     allocs, skipped, notes = [], [], []
+    # The malloc workloads free everything themselves: goalloc runs them as
+    # an explicit-free allocator (collector off), like the drop-in does.
     allocs.append(Allocator("goalloc", "malloc", suffix="_goalloc",
-                            version="this tree (libgoalloc.a, linked statically)"))
+                            version="this tree (libgoalloc.a, linked "
+                                    "statically, GOALLOC_GOGC=off)",
+                            extra_env=["GOALLOC_GOGC=off"]))
     ov = find_override(build_dir)
     if ov and not exports_malloc(ov):
         notes.append("goalloc-preload: %s does not define malloc and free: "

@@ -136,7 +136,9 @@ static void check_regeneration(void) {
   if (rc == -1 || !WIFEXITED(rc) || WEXITSTATUS(rc) != 0) {
     fprintf(stderr, "test_sizeclasses: python3 not found; it is needed to check that "
                     "tools/mksizeclasses.py reproduces src/sizeclasses.[ch]\n");
-    exit(1);
+    /* CI installs python3: there it is a failure; elsewhere a skip (77). */
+    const char *ci = getenv("CI");
+    exit(ci && *ci && strcmp(ci, "false") != 0 ? 1 : 77);
   }
   const char *tmp = getenv("TMPDIR");
   char dir[4096], cmd[16384], want[4096], got[4096];

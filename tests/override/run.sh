@@ -21,8 +21,14 @@ trap 'rm -rf "$work"' EXIT
 
 fail() { echo "FAIL override_$case: $*" >&2; exit 1; }
 need() { # need COMMAND DEBIAN_PACKAGE
-  command -v "$1" >/dev/null 2>&1 ||
+  command -v "$1" >/dev/null 2>&1 && return 0
+  # In CI (which installs .ci/packages) a missing program is a failure; on a
+  # developer's fresh machine the case is skipped (ctest: exit code 77).
+  if [ -n "${CI:-}" ] && [ "${CI:-}" != false ]; then
     fail "'$1' is not installed: apt-get install $2 (listed in .ci/packages)"
+  fi
+  echo "SKIPPED: '$1' is not installed (apt-get install $2)" >&2
+  exit 77
 }
 [ -f "$so" ] || fail "override library $so not built"
 
