@@ -37,6 +37,7 @@
 #include <time.h>
 
 #include "mgc.h"
+#include "options.h"
 
 _Atomic int64_t ga__heapLive;
 _Atomic int ga__gcWanted;
@@ -44,8 +45,6 @@ _Atomic int ga__gcWanted;
 static struct {
   ga_mutex lock;            /* one cycle at a time */
   _Atomic int64_t trigger;  /* heapLive that starts a cycle */
-  _Atomic int gcPercent;    /* GOGC; < 0 = off */
-  _Atomic int64_t memLimit; /* bytes; INT64_MAX = none */
   _Atomic int disabled;     /* ga_disable nesting */
   uint64_t heapMarked;      /* live bytes found by the last mark */
   uint64_t numgc;
@@ -53,9 +52,8 @@ static struct {
   uint64_t pauses[256];
   uint64_t gcCpuNs;         /* collector CPU time (wall x workers, roughly) */
   int64_t startNs;          /* process start, for gctrace */
-  int trace;                /* GOALLOC_TRACE contains "gc" */
-  int inited;
-} gc = {.trigger = 4 << 20, .gcPercent = 100, .memLimit = INT64_MAX};
+  uint64_t lastGoal;         /* goal of the previous cycle (scavenger) */
+} gc = {.trigger = 4 << 20};
 
 /* Defined (as 1) only by the malloc drop-in, which runs with the collector
  * off: the process's other allocations are invisible to a collector. */
@@ -67,65 +65,22 @@ void ga__heapLive_add(intptr_t bytes) {
   if (!ga__collector_wanted()) return; /* the drop-in: nobody reads it */
   int64_t v = atomic_fetch_add_explicit(&ga__heapLive, bytes, memory_order_relaxed) + bytes;
   if (bytes > 0 && v >= atomic_load_explicit(&gc.trigger, memory_order_relaxed) &&
-      atomic_load_explicit(&gc.gcPercent, memory_order_relaxed) >= 0 &&
+      ga__option_gogc() >= 0 &&
       ga__collector_wanted() && !atomic_load_explicit(&ga__gcWanted, memory_order_relaxed))
     atomic_store_explicit(&ga__gcWanted, 1, memory_order_relaxed);
 }
 
-static int64_t parse_bytes(const char *s) {
-  char *end;
-  double v = strtod(s, &end);
-  if (end == s || v < 0) return -1;
-  if (*end == 'K' || *end == 'k') v *= 1024;
-  else if (*end == 'M' || *end == 'm') v *= 1024 * 1024;
-  else if (*end == 'G' || *end == 'g') v *= 1024.0 * 1024 * 1024;
-  else if (*end == 'T' || *end == 't') v *= 1024.0 * 1024 * 1024 * 1024;
-  return v > 9.0e18 ? INT64_MAX : (int64_t)v;
-}
-
-static void warn_env(const char *name, const char *val) {
-  char buf[256], *e = buf;
-  e = ga__fmt_str(e, "goalloc: ignoring ");
-  e = ga__fmt_str(e, name);
-  e = ga__fmt_str(e, "=");
-  size_t n = strlen(val);
-  if (n > 64) n = 64;
-  memcpy(e, val, n);
-  e += n;
-  e = ga__fmt_str(e, ": not a valid value; using the default\n");
-  ga__sys_write_err(buf, (size_t)(e - buf));
-}
-
-/* Settings from the environment, read once (at heap init). */
+/* Settings come from the options table (options.c), read at heap init. */
 void ga__gc_init(void) {
-  const char *v = getenv("GOALLOC_GOGC");
-  if (v != NULL) {
-    if (strcmp(v, "off") == 0) {
-      gc.gcPercent = -1;
-    } else {
-      char *end;
-      long p = strtol(v, &end, 10);
-      if (*v == 0 || *end != 0 || p < 0 || p > 1000000) warn_env("GOALLOC_GOGC", v);
-      else gc.gcPercent = (int)p;
-    }
-  }
-  v = getenv("GOALLOC_MEMLIMIT");
-  if (v != NULL) {
-    int64_t b = parse_bytes(v);
-    if (b <= 0) warn_env("GOALLOC_MEMLIMIT", v);
-    else gc.memLimit = b;
-  }
-  v = getenv("GOALLOC_TRACE");
-  gc.trace = v != NULL && strstr(v, "gc") != NULL;
   gc.startNs = ga__sys_nanotime();
-  int64_t min = (int64_t)(4 << 20) * (gc.gcPercent < 0 ? 100 : gc.gcPercent) / 100;
+  int pct = ga__option_gogc();
+  int64_t min = (int64_t)(4 << 20) * (pct < 0 ? 100 : pct) / 100;
   gc.trigger = min < (1 << 20) ? (1 << 20) : min;
-  gc.inited = 1;
 }
 
 /* Go's commit(): the next goal from what this cycle marked. */
 static int64_t heap_goal(uint64_t marked) {
-  int pct = atomic_load_explicit(&gc.gcPercent, memory_order_relaxed);
+  int pct = ga__option_gogc();
   int64_t goal;
   if (pct < 0) {
     goal = INT64_MAX;
@@ -135,7 +90,7 @@ static int64_t heap_goal(uint64_t marked) {
     if (goal < min) goal = min;
     if (goal < (1 << 20)) goal = 1 << 20;
   }
-  int64_t limit = atomic_load_explicit(&gc.memLimit, memory_order_relaxed);
+  int64_t limit = ga__option_memlimit();
   if (limit != INT64_MAX) {
     /* Leave Go's headroom (3 %, at least 1 MiB) under the limit. */
     int64_t head = limit / 100 * 3;
@@ -217,10 +172,22 @@ static bool gc_cycle(bool forced) {
   gc.pauseTotal += pause;
   gc.gcCpuNs += (uint64_t)(t1 - t0) + (uint64_t)(t2 - t1) +
                 (uint64_t)(t3 - t2) * (uint64_t)workers + (uint64_t)(t4 - t3);
+  uint64_t lastGoal = gc.lastGoal;
+  gc.lastGoal = (uint64_t)goal;
   ga_mutex_unlock(&gc.lock);
+  ga__stats_gc_cycle(&(ga_gc_cycle_stats){
+      .pause_ns = pause,
+      .cpu_ns = (uint64_t)(t1 - t0) + (uint64_t)(t2 - t1) +
+                (uint64_t)(t3 - t2) * (uint64_t)workers + (uint64_t)(t4 - t3),
+      .next_gc = (uint64_t)goal,
+      .forced = forced});
+  ga_heap_counters hc;
+  ga__mheap_counters(&hc);
+  ga__scavenger_set_goal((uint64_t)hc.pagesInUse * GA_PAGE_SIZE,
+                         ga__option_gogc() < 0 ? 0 : (uint64_t)goal, lastGoal);
   ga__bgsweep_start();
   ga__final_wake();
-  if (gc.trace)
+  if (ga__option_trace(GA_TRACE_GC))
     print_trace(n, t0, t2 - t1, t3 - t2, t4 - t3, before, atmark, marked, goal, workers,
                 forced);
   if (temp_registered) ga_thread_unregister();
@@ -237,23 +204,16 @@ void ga_collect(void) {
   if (gc_cycle(true)) ga__finish_sweep();
 }
 
-int ga_set_gc_percent(int percent) {
+/* ga_set_gc_percent / ga_set_memory_limit (options.c) changed a setting:
+ * recompute the goal from what the last cycle marked (Go's commit). */
+void ga__gc_pacer_changed(void) {
+  if (!ga__collector_wanted()) return;
   ga__ensure_init();
-  int old = atomic_exchange(&gc.gcPercent, percent < 0 ? -1 : percent);
   ga_mutex_lock(&gc.lock);
   atomic_store(&gc.trigger, heap_goal(gc.heapMarked));
   ga_mutex_unlock(&gc.lock);
-  return old;
-}
-
-int64_t ga_set_memory_limit(int64_t limit) {
-  ga__ensure_init();
-  if (limit < 0) return atomic_load(&gc.memLimit);
-  int64_t old = atomic_exchange(&gc.memLimit, limit);
-  ga_mutex_lock(&gc.lock);
-  atomic_store(&gc.trigger, heap_goal(gc.heapMarked));
-  ga_mutex_unlock(&gc.lock);
-  return old;
+  if (atomic_load(&ga__heapLive) >= atomic_load(&gc.trigger) && ga__option_gogc() >= 0)
+    atomic_store(&ga__gcWanted, 1);
 }
 
 void ga_disable(void) { atomic_fetch_add(&gc.disabled, 1); }

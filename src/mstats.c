@@ -298,11 +298,13 @@ void ga_print_stats(FILE *f) {
   ga__scav_counters(&sc);
   fprintf(f, "  scavenger: %s released in the background, %s on allocation, "
              "%s by ga_release_memory; %llu calls, %.3f ms; %llu folds of "
-             "remote frees, %.3f ms\n",
+             "remote frees, %.3f ms; thread %s, %llu rounds, %.3f ms CPU\n",
           human(a, sizeof a, s.scav_bg_bytes), human(b, sizeof b, s.scav_eager_bytes),
           human(c, sizeof c, s.scav_forced_bytes),
           (unsigned long long)s.scav_madvises, s.scav_ns / 1e6,
-          (unsigned long long)sc.reclaims, sc.reclaimNs / 1e6);
+          (unsigned long long)sc.reclaims, sc.reclaimNs / 1e6,
+          sc.running ? "running" : "not started", (unsigned long long)sc.rounds,
+          sc.threadCpuNs / 1e6);
   fprintf(f, "  process:   RSS %s now, %s peak\n", human(a, sizeof a, rss_now()),
           human(b, sizeof b, (uint64_t)ru.ru_maxrss * 1024));
   fprintf(f, "  settings: ");

@@ -234,11 +234,13 @@ static void warn_bad(const option_desc *d, const char *text) {
 
 static void print_settings(void) {
   for (int o = 0; o < GA_OPT_COUNT; o++) {
-    char buf[160], *e = ga__option_format((ga_option)o, buf, sizeof buf - 40);
-    e += snprintf(e, 40, " (%s)\n",
+    char buf[200], *e = ga__option_format((ga_option)o, buf, sizeof buf - 80);
+    e += snprintf(e, 80, " (%s%s%s)\n",
                   atomic_load_explicit(&from_env[o], memory_order_relaxed)
                       ? "from the environment"
-                      : "default");
+                      : "default",
+                  table[o].setter ? "; changed by " : "",
+                  table[o].setter ? table[o].setter : "");
     ga__sys_write_err("goalloc: setting ", 17);
     ga__sys_write_err(buf, (size_t)(e - buf));
   }

@@ -272,7 +272,8 @@ static void test_verbose(void) {
   static const char *const on[] = {"GOALLOC_VERBOSE=1", "GOALLOC_GOGC=off", NULL};
   const char *o = run("idle", on);
   EXPECT(o, "goalloc: setting GOALLOC_VERBOSE=1 (from the environment)");
-  EXPECT(o, "goalloc: setting GOALLOC_GOGC=off (from the environment)");
+  EXPECT(o, "goalloc: setting GOALLOC_GOGC=off (from the environment; changed by "
+            "ga_set_gc_percent)");
   EXPECT(o, "goalloc: setting GOALLOC_SCAVENGE_DELAY_MS=1000 (default)");
   EXPECT(o, "goalloc: scavenger started");
   o = run("idle", none);
