@@ -168,9 +168,28 @@ static void balance(gcw *g) {
 static void drain(gcw *g) {
   for (;;) {
     unsigned k = 0;
-    while (g->cur->n > 0) {
-      uintptr_t end = g->cur->obj[--g->cur->n];
-      uintptr_t base = g->cur->obj[--g->cur->n];
+    /* Marking is memory-bound (perf: ~90 % of scanblock is the load of an
+     * object's first word). Popped objects go through a small FIFO: each is
+     * prefetched when it enters and scanned PF_DEPTH pops later, by which
+     * time its cache line has arrived (Boehm's mark loop does the same). */
+    enum { PF_DEPTH = 16 };
+    uintptr_t pf_base[PF_DEPTH], pf_end[PF_DEPTH];
+    unsigned pf_n = 0, pf_head = 0;
+    for (;;) {
+      if (g->cur->n > 0) {
+        uintptr_t end = g->cur->obj[--g->cur->n];
+        uintptr_t base = g->cur->obj[--g->cur->n];
+        __builtin_prefetch((void *)base);
+        unsigned slot = (pf_head + pf_n) % PF_DEPTH;
+        pf_base[slot] = base;
+        pf_end[slot] = end;
+        if (++pf_n < PF_DEPTH) continue;
+      } else if (pf_n == 0) {
+        break;
+      }
+      uintptr_t base = pf_base[pf_head], end = pf_end[pf_head];
+      pf_head = (pf_head + 1) % PF_DEPTH;
+      pf_n--;
       scanblock(g, base, end);
       if ((++k & 63) == 0 && g->cur->n >= 16 &&
           atomic_load_explicit(&work.nidle, memory_order_relaxed) > 0 &&
