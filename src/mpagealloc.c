@@ -671,6 +671,31 @@ static uintptr_t find(uintptr_t n, uintptr_t align) {
   return p;
 }
 
+/* Take the run of free, unscavenged pages that ends at page `top`, at most
+ * max_pages long, extending it downwards a word at a time across chunk
+ * edges; mark it taken and return (its base in *base) its length. */
+static uintptr_t take_unscav_run_ending_at(uintptr_t top, uintptr_t max_pages,
+                                          uintptr_t *base) {
+  uintptr_t len = 0, pg = top;
+  for (;;) {
+    uintptr_t cc = pg >> CHUNK_PAGES_SHIFT;
+    if (!is_grown(cc)) break;
+    const chunk_t *x = &pa.chunks[cc];
+    unsigned bit = (unsigned)(pg & 63), wi = (unsigned)((pg & 511) >> 6);
+    uint64_t v = (~x->alloc[wi] & ~x->scav[wi]) << (63 - bit);
+    uintptr_t run = ~v == 0 ? 64 : (uintptr_t)__builtin_clzll(~v);
+    if (run > max_pages - len) run = max_pages - len;
+    len += run;
+    if (len == max_pages || run < bit + 1 || pg < run) break;
+    pg -= run;
+  }
+  const uintptr_t lo = top - len + 1;
+  mark_range(lo, len, OP_TAKE);
+  pa.free_pages -= len;
+  if (base != NULL) *base = lo << PAGE_SHIFT;
+  return len;
+}
+
 /* ---- the contract (mpagealloc.h) --------------------------------------- */
 
 void ga__pages_init(void) {
@@ -772,25 +797,7 @@ uintptr_t ga__pages_take_unscavenged(uintptr_t max_pages, uintptr_t *base) {
   if (cand == 0) fatal("scavenge index names a chunk with nothing to scavenge");
   const uintptr_t top = (c << CHUNK_PAGES_SHIFT) + w * 64 + 63 -
                         (uintptr_t)__builtin_clzll(cand);
-  /* Extend the run downwards a word at a time, across chunk edges. */
-  uintptr_t len = 0, pg = top;
-  for (;;) {
-    uintptr_t cc = pg >> CHUNK_PAGES_SHIFT;
-    if (!is_grown(cc)) break;
-    const chunk_t *x = &pa.chunks[cc];
-    unsigned bit = (unsigned)(pg & 63), wi = (unsigned)((pg & 511) >> 6);
-    uint64_t v = (~x->alloc[wi] & ~x->scav[wi]) << (63 - bit);
-    uintptr_t run = ~v == 0 ? 64 : (uintptr_t)__builtin_clzll(~v);
-    if (run > max_pages - len) run = max_pages - len;
-    len += run;
-    if (len == max_pages || run < bit + 1 || pg < run) break;
-    pg -= run;
-  }
-  const uintptr_t lo = top - len + 1;
-  mark_range(lo, len, OP_TAKE);
-  pa.free_pages -= len;
-  if (base != NULL) *base = lo << PAGE_SHIFT;
-  return len;
+  return take_unscav_run_ending_at(top, max_pages, base);
 }
 
 void ga__pages_free_scavenged(uintptr_t base, uintptr_t npages) {
@@ -867,25 +874,7 @@ uintptr_t ga__pages_take_unscavenged_in(uintptr_t lo, uintptr_t hi,
   const uintptr_t top = find_unscav_below(hi >> PAGE_SHIFT);
   if (top == NOTFOUND || top < lop) return 0;
   if (max_pages > top - lop + 1) max_pages = top - lop + 1;
-  /* Extend the run downwards a word at a time, as take_unscavenged does. */
-  uintptr_t len = 0, pg = top;
-  for (;;) {
-    uintptr_t cc = pg >> CHUNK_PAGES_SHIFT;
-    if (!is_grown(cc)) break;
-    const chunk_t *x = &pa.chunks[cc];
-    unsigned bit = (unsigned)(pg & 63), wi = (unsigned)((pg & 511) >> 6);
-    uint64_t v = (~x->alloc[wi] & ~x->scav[wi]) << (63 - bit);
-    uintptr_t run = ~v == 0 ? 64 : (uintptr_t)__builtin_clzll(~v);
-    if (run > max_pages - len) run = max_pages - len;
-    len += run;
-    if (len == max_pages || run < bit + 1 || pg < run) break;
-    pg -= run;
-  }
-  const uintptr_t p0 = top - len + 1;
-  mark_range(p0, len, OP_TAKE);
-  pa.free_pages -= len;
-  if (base != NULL) *base = p0 << PAGE_SHIFT;
-  return len;
+  return take_unscav_run_ending_at(top, max_pages, base);
 }
 
 uintptr_t ga__pages_free_count(void) { return pa.free_pages; }
