@@ -235,8 +235,6 @@ typedef struct mcache {
   uintptr_t tiny;                /* current tiny block, or 0 */
   uintptr_t tinyoffset;          /* next free byte in it */
   uint64_t tinyAllocs;           /* tiny objects packed (stats) */
-  uint64_t localFrees;           /* owner-path frees (stats) */
-  struct mcache *nextFree;       /* free-list link for reuse */
   struct mcache *nextAll;        /* list of every live mcache */
 } mcache;
 
@@ -322,8 +320,7 @@ void ga__span_recount(mspan *s);
 unsigned ga__span_collect(mspan *s);
 /* Is slot idx allocated right now? Exact for the caching thread, an
  * mcentral lock holder, or the collector with the world stopped. */
-bool ga__span_isAllocated(const mspan *s, uintptr_t idx);
-GA_INLINE bool ga__span_isAllocatedInline(const mspan *s, uintptr_t idx) {
+GA_INLINE bool ga__span_isAllocated(const mspan *s, uintptr_t idx) {
   if (atomic_load_explicit(&s->cache, memory_order_relaxed) != NULL &&
       (idx >> 6) == (uintptr_t)(s->freeindex >> 6))
     return !((ga__loadBits(&s->allocCache) >> (idx & 63)) & 1);

@@ -93,15 +93,6 @@ void ga__span_recount(mspan *s) {
   s->allocCount = (uint16_t)n;
 }
 
-/* Exact only for the caching thread itself, an mcentral lock holder, or the
- * collector with the world stopped. */
-bool ga__span_isAllocated(const mspan *s, uintptr_t idx) {
-  if (atomic_load_explicit(&s->cache, memory_order_relaxed) != NULL &&
-      (idx >> 6) == (uintptr_t)(s->freeindex >> 6))
-    return !((ga__loadBits(&s->allocCache) >> (idx & 63)) & 1);
-  return (ga__loadBits(&s->allocBits[idx >> 6]) >> (idx & 63)) & 1;
-}
-
 bool ga__span_isAllocatedAny(mspan *s, uintptr_t idx) {
   for (;;) {
     uint32_t q = atomic_load_explicit(&s->windowSeq, memory_order_acquire);

@@ -58,7 +58,7 @@ static inline uintptr_t greyobject(uint64_t *bytes, uintptr_t p, uintptr_t *end)
   if (off >= s->npages * GA_PAGE_SIZE) return 0;
   uintptr_t idx = s->divMul ? ga__objIndex(s, off) : 0;
   if (idx >= s->nelems) return 0;
-  if (!ga__span_isAllocatedInline(s, idx)) return 0;
+  if (!ga__span_isAllocated(s, idx)) return 0;
   uint64_t m = (uint64_t)1 << (idx & 63);
   _Atomic uint64_t *w = &s->gcmarkBits[idx >> 6];
   uint64_t old = ga__loadBits(w);
