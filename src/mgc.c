@@ -48,8 +48,6 @@ static struct {
   _Atomic int disabled;     /* ga_disable nesting */
   uint64_t heapMarked;      /* live bytes found by the last mark */
   uint64_t numgc;
-  uint64_t pauseTotal;
-  uint64_t pauses[256];
   uint64_t gcCpuNs;         /* collector CPU time (wall x workers, roughly) */
   int64_t startNs;          /* process start, for gctrace */
   uint64_t lastGoal;         /* goal of the previous cycle (scavenger) */
@@ -168,8 +166,6 @@ static bool gc_cycle(bool forced) {
   ga__start_the_world();
   uint64_t n = ++gc.numgc;
   uint64_t pause = (uint64_t)(t4 - t1);
-  gc.pauses[(n - 1) % 256] = pause;
-  gc.pauseTotal += pause;
   gc.gcCpuNs += (uint64_t)(t1 - t0) + (uint64_t)(t2 - t1) +
                 (uint64_t)(t3 - t2) * (uint64_t)workers + (uint64_t)(t4 - t3);
   uint64_t lastGoal = gc.lastGoal;
@@ -222,19 +218,4 @@ void ga_enable(void) {
     atomic_fetch_add(&gc.disabled, 1);
     ga__throw("ga_enable without a matching ga_disable");
   }
-}
-
-void ga__gc_stats(uint64_t *numgc, uint64_t *pauseTotal, uint64_t *pauses,
-                  double *cpuFraction, uint64_t *nextGC) {
-  ga_mutex_lock(&gc.lock);
-  *numgc = gc.numgc;
-  *pauseTotal = gc.pauseTotal;
-  memcpy(pauses, gc.pauses, sizeof gc.pauses);
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  double cpu = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
-               (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-  *cpuFraction = cpu > 0 ? (double)gc.gcCpuNs / 1e9 / cpu : 0;
-  *nextGC = (uint64_t)atomic_load(&gc.trigger);
-  ga_mutex_unlock(&gc.lock);
 }

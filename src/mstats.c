@@ -111,11 +111,6 @@ void ga__stats_gc_cycle(const ga_gc_cycle_stats *c) {
   ga_mutex_unlock(&gcs.lock);
 }
 
-/* Transitional: the collector's own pull interface (mgc.c), used while it
- * does not push cycles through ga__stats_gc_cycle. Weak: absent is fine. */
-void ga__gc_stats(uint64_t *numgc, uint64_t *pauseTotal, uint64_t *pauses,
-                  double *cpuFraction, uint64_t *nextGC) __attribute__((weak));
-
 /* ---- reading ------------------------------------------------------------ */
 
 /* Add what the calling thread's cache has allocated and freed since its
@@ -204,9 +199,6 @@ static void fill(ga_stats *out) {
   int64_t elapsed = ga__sys_nanotime() - ga__options_init_ns;
   if (elapsed > 0)
     out->gc_cpu_fraction = (double)cpu / ((double)elapsed * ga__sys_ncpu());
-  if (out->num_gc == 0 && ga__gc_stats != NULL)
-    ga__gc_stats(&out->num_gc, &out->pause_total_ns, out->pause_ns,
-                 &out->gc_cpu_fraction, &out->next_gc);
 
   ga_scav_counters sc;
   ga__scav_counters(&sc);

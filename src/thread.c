@@ -51,7 +51,6 @@ static __thread gthread *self_ __attribute__((tls_model("initial-exec")));
 
 static ga_mutex reg_lock;
 static gthread *threads_; /* registered threads (doubly linked) */
-static gthread *free_records_;
 static int nthreads_;
 
 static _Atomic uint32_t stop_epoch;    /* bumped to request a stop */
@@ -60,24 +59,12 @@ static _Atomic uint32_t nstopped;
 
 /* ---- registry ------------------------------------------------------------ */
 
+/* Records come from the heap's metadata allocator, under reg_lock. */
+static fixalloc thread_records, start_records;
+
 static gthread *record_alloc(void) {
-  gthread *t = free_records_;
-  if (t != NULL) {
-    free_records_ = t->next;
-  } else {
-    static char *chunk;
-    static size_t left;
-    if (left < sizeof(gthread)) {
-      chunk = ga__sys_alloc(64 * 1024);
-      if (chunk == NULL) return NULL;
-      left = 64 * 1024;
-    }
-    t = (gthread *)chunk;
-    chunk += sizeof(gthread);
-    left -= sizeof(gthread);
-  }
-  memset(t, 0, sizeof *t);
-  return t;
+  if (thread_records.size == 0) ga__fixalloc_init(&thread_records, sizeof(gthread));
+  return ga__fixalloc_alloc(&thread_records); /* zeroed */
 }
 
 extern void *__libc_stack_end;
@@ -134,8 +121,7 @@ static void unregister_self(void) {
   if (t->next) t->next->prev = t->prev;
   nthreads_--;
   self_ = NULL;
-  t->next = free_records_;
-  free_records_ = t;
+  ga__fixalloc_free(&thread_records, t);
   ga_mutex_unlock(&reg_lock);
 }
 
@@ -259,10 +245,13 @@ typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *,
 typedef struct start_rec {
   void *(*fn)(void *);
   void *arg;
-  struct start_rec *next;
 } start_rec;
 
-static start_rec *free_starts_; /* under reg_lock */
+static void start_rec_free(start_rec *r) {
+  ga_mutex_lock(&reg_lock);
+  ga__fixalloc_free(&start_records, r);
+  ga_mutex_unlock(&reg_lock);
+}
 
 static void cleanup_unregister(void *unused) {
   (void)unused;
@@ -274,10 +263,7 @@ static void *thread_start(void *p) {
   void *(*fn)(void *) = r->fn;
   void *arg = r->arg;
   register_self(false);
-  ga_mutex_lock(&reg_lock);
-  r->next = free_starts_;
-  free_starts_ = r;
-  ga_mutex_unlock(&reg_lock);
+  start_rec_free(r);
   void *ret;
   pthread_cleanup_push(cleanup_unregister, NULL);
   ret = fn(arg);
@@ -306,33 +292,14 @@ __attribute__((visibility("default"))) int pthread_create(
   if (!ga__collector_wanted()) return real_pthread_create()(t, attr, fn, arg);
   ga__ensure_init();
   ga_mutex_lock(&reg_lock);
-  start_rec *r = free_starts_;
-  if (r != NULL) {
-    free_starts_ = r->next;
-  } else {
-    static char *chunk;
-    static size_t left;
-    if (left < sizeof *r) {
-      chunk = ga__sys_alloc(64 * 1024);
-      left = chunk ? 64 * 1024 : 0;
-    }
-    if (left >= sizeof *r) {
-      r = (start_rec *)chunk;
-      chunk += sizeof *r;
-      left -= sizeof *r;
-    }
-  }
+  if (start_records.size == 0) ga__fixalloc_init(&start_records, sizeof(start_rec));
+  start_rec *r = ga__fixalloc_alloc(&start_records);
   ga_mutex_unlock(&reg_lock);
   if (r == NULL) return EAGAIN;
   r->fn = fn;
   r->arg = arg;
   int err = real_pthread_create()(t, attr, thread_start, r);
-  if (err != 0) {
-    ga_mutex_lock(&reg_lock);
-    r->next = free_starts_;
-    free_starts_ = r;
-    ga_mutex_unlock(&reg_lock);
-  }
+  if (err != 0) start_rec_free(r);
   return err;
 }
 
