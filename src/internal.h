@@ -236,6 +236,12 @@ typedef struct mcache {
   uintptr_t tinyoffset;          /* next free byte in it */
   uint64_t tinyAllocs;           /* tiny objects packed (stats) */
   struct mcache *nextAll;        /* list of every live mcache */
+  /* Its thread is registered (stopped by the collector): only then does the
+   * collector sweep the cache's spans in place and grey its tiny block. A
+   * thread that allocates after unregistering (in a TLS destructor, say)
+   * keeps running during a collection, so its cache is left alone; its
+   * spans are swept when they leave the cache (a cycle late, never early). */
+  _Atomic int gcVisible;
 } mcache;
 
 extern mcache ga__emptycache;
@@ -248,6 +254,9 @@ GA_INLINE mcache *ga__getcache(void) { return ga__tls_cache; }
  * address of a fresh slot from it, or 0 if out of memory. Creates the
  * thread's cache on first use (then c is replaced by the real cache). */
 uintptr_t ga__mcache_nextFree(unsigned ci);
+/* Mark the calling thread's cache (if any) visible to the collector or not:
+ * called by thread registration. */
+void ga__mcache_set_visible(bool visible);
 /* Give every cached span back to mcentral (thread exit, ga_thread_flush). */
 void ga__mcache_releaseAll(mcache *c);
 

@@ -66,6 +66,8 @@ static mcache *allocmcache(void) {
   if (c != NULL) {
     for (unsigned i = 0; i < GA_NUM_CENTRALS; i++) c->alloc[i] = &ga__emptyspan;
     c->nextAll = allcaches;
+    atomic_store_explicit(&c->gcVisible, ga__thread_is_registered(),
+                          memory_order_relaxed);
     allcaches = c;
   }
   ga__mheap_unlock();
@@ -123,9 +125,20 @@ uintptr_t ga__mcache_nextFree(unsigned ci) {
   return p;
 }
 
-/* World stopped (or heap lock semantics): visit every mcache. */
+/* Visit the mcache of every registered thread (the collector, world
+ * stopped; the fork child). The heap lock keeps an exiting, unregistered
+ * thread from unlinking and recycling a cache under us. */
 void ga__mcache_for_each(void (*fn)(mcache *c, void *arg), void *arg) {
-  for (mcache *c = allcaches; c != NULL; c = c->nextAll) fn(c, arg);
+  ga__mheap_lock();
+  for (mcache *c = allcaches; c != NULL; c = c->nextAll)
+    if (atomic_load_explicit(&c->gcVisible, memory_order_acquire)) fn(c, arg);
+  ga__mheap_unlock();
+}
+
+void ga__mcache_set_visible(bool visible) {
+  mcache *c = ga__tls_cache;
+  if (c != &ga__emptycache)
+    atomic_store_explicit(&c->gcVisible, visible, memory_order_release);
 }
 
 void ga__mcache_releaseAll(mcache *c) {

@@ -106,6 +106,7 @@ static void register_self(bool is_main) {
   threads_ = t;
   nthreads_++;
   self_ = t;
+  ga__mcache_set_visible(true); /* a cache made before registering */
   ga_mutex_unlock(&reg_lock);
 }
 
@@ -116,7 +117,8 @@ static void unregister_self(void) {
   ga__slow_enter();
   ga__mcache_releaseAll(ga__tls_cache);
   ga__slow_leave();
-  ga_mutex_lock(&reg_lock);
+  ga_mutex_lock(&reg_lock); /* the collector holds it while the world is stopped */
+  ga__mcache_set_visible(false);
   if (t->prev) t->prev->next = t->next; else threads_ = t->next;
   if (t->next) t->next->prev = t->prev;
   nthreads_--;
