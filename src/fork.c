@@ -50,7 +50,7 @@ static void close_window(mcache *c, void *arg) {
 static void child(void) {
   ga__mheap_resetLockAfterFork();
   ga__mcentral_resetLocksAfterFork();
-  ga__mcache_for_each(close_window, NULL);
+  ga__mcache_for_each_all(close_window, NULL);
 }
 
 static _Atomic int registered;

@@ -128,11 +128,23 @@ uintptr_t ga__mcache_nextFree(unsigned ci) {
 /* Visit the mcache of every registered thread (the collector, world
  * stopped; the fork child). The heap lock keeps an exiting, unregistered
  * thread from unlinking and recycling a cache under us. */
-void ga__mcache_for_each(void (*fn)(mcache *c, void *arg), void *arg) {
+static void for_each(bool visible_only, void (*fn)(mcache *c, void *arg),
+                     void *arg) {
   ga__mheap_lock();
   for (mcache *c = allcaches; c != NULL; c = c->nextAll)
-    if (atomic_load_explicit(&c->gcVisible, memory_order_acquire)) fn(c, arg);
+    if (!visible_only || atomic_load_explicit(&c->gcVisible, memory_order_acquire))
+      fn(c, arg);
   ga__mheap_unlock();
+}
+
+void ga__mcache_for_each(void (*fn)(mcache *c, void *arg), void *arg) {
+  for_each(true, fn, arg);
+}
+
+/* Every cache, registered thread or not (the fork child: the drop-in
+ * registers no thread at all). */
+void ga__mcache_for_each_all(void (*fn)(mcache *c, void *arg), void *arg) {
+  for_each(false, fn, arg);
 }
 
 void ga__mcache_set_visible(bool visible) {

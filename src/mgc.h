@@ -80,6 +80,7 @@ void ga__gc_refresh_data_roots(void);
 bool ga__gc_is_marked(uintptr_t p);
 /* Every mcache (for the tiny blocks they hold). */
 void ga__mcache_for_each(void (*fn)(mcache *c, void *arg), void *arg);
+void ga__mcache_for_each_all(void (*fn)(mcache *c, void *arg), void *arg);
 
 /* ---- sweeping (mgcsweep.c) --------------------------------------------- */
 
