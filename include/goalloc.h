@@ -190,7 +190,7 @@ GA_API size_t ga_release_memory(void);
 #include <stdint.h>
 #include <stdio.h>
 
-#define GA_STATS_VERSION 2
+#define GA_STATS_VERSION 3
 #define GA_STATS_NUM_CLASSES 68
 
 typedef struct ga_class_stats {
@@ -230,10 +230,15 @@ typedef struct ga_stats {
   uint64_t scav_ns;          /* time spent releasing (all threads) */
   int64_t gc_percent;        /* GOGC in effect (-1 = off) */
   int64_t memory_limit;      /* memory limit in effect (INT64_MAX = none) */
+  /* ---- version 3 ---- */
+  uint64_t num_concurrent_gc; /* collections that marked with the world
+                                 running (two short pauses each) */
+  uint64_t pause_max_ns;      /* longest pause of any collection (a cycle's
+                                 pause is the sum of its stops) */
 } ga_stats;
 
-/* ga_read_stats: fill *st (st->version must be GA_STATS_VERSION, or 1 for
- * the fields up to by_size). Returns 0, or -1 if the version is not
+/* ga_read_stats: fill *st (st->version must be GA_STATS_VERSION, or 1 or 2
+ * for the fields of that version). Returns 0, or -1 if the version is not
  * supported. */
 GA_API int ga_read_stats(ga_stats *st);
 

@@ -25,7 +25,12 @@ void ga__mcentral_lockAll(void);
 void ga__mcentral_unlockAll(void);
 void ga__mcentral_resetLocksAfterFork(void);
 
+void ga__gc_fork_prepare(void);
+void ga__gc_fork_parent(void);
+void ga__gc_fork_child(void);
+
 static void prepare(void) {
+  ga__gc_fork_prepare();
   ga__mcentral_lockAll();
   ga__mheap_lock();
 }
@@ -33,6 +38,7 @@ static void prepare(void) {
 static void parent(void) {
   ga__mheap_unlock();
   ga__mcentral_unlockAll();
+  ga__gc_fork_parent();
 }
 
 /* A parent thread that was moving a span's window when fork copied the
@@ -51,6 +57,7 @@ static void child(void) {
   ga__mheap_resetLockAfterFork();
   ga__mcentral_resetLocksAfterFork();
   ga__mcache_for_each_all(close_window, NULL);
+  ga__gc_fork_child();
 }
 
 static _Atomic int registered;

@@ -415,6 +415,7 @@ typedef struct ga_gc_cycle_stats {
   uint64_t cpu_ns;   /* CPU time the collector used, all threads */
   uint64_t next_gc;  /* heap goal of the next cycle, bytes */
   bool forced;       /* started by ga_collect */
+  bool concurrent;   /* marked with the world running */
 } ga_gc_cycle_stats;
 void ga__stats_gc_cycle(const ga_gc_cycle_stats *c);
 
@@ -422,6 +423,15 @@ void ga__stats_gc_cycle(const ga_gc_cycle_stats *c);
 void ga__options_init(void);
 extern int64_t ga__options_init_ns; /* ga__sys_nanotime() at that moment */
 /* ==== end of issue 6 block ============================================== */
+
+/* ---- collector phase ----------------------------------------------------- */
+
+/* GC_MARK while the collector marks with the world running (mgc.c). The
+ * allocator's slow paths read it: a window or large object handed out then
+ * is marked at once (allocate black), and span records are not recycled
+ * (mheap.c). Changed only with the world stopped. */
+enum { GC_OFF = 0, GC_MARK = 1 };
+extern _Atomic int ga__gcphase;
 
 /* ---- init and errors -------------------------------------------------- */
 

@@ -2,29 +2,56 @@
  * mgc.c — the collection cycle and its pacer (Go's mgc.go / mgcpacer.go
  * twin).
  *
- * A cycle (gc_cycle):
+ * A cycle is run by the collector's own thread (gcBgWorker, started on the
+ * first cycle), so the thread whose allocation crossed the trigger goes on
+ * running, as in Go. With the kernel's write watch (mwritewatch.c) the mark
+ * is mostly concurrent (Boehm, Demers and Shenker's "mostly parallel"
+ * collection, with the kernel as the dirty-page oracle):
  *   1. finish sweeping the previous cycle (Go's finishsweep), refresh the
  *      data/BSS roots (dl_iterate_phdr takes the loader's lock, so it is done
- *      while the world still runs);
- *   2. stop the world (thread.c);
- *   3. mark from the roots, in parallel on all cores (mgcmark.c);
- *   4. mark termination: sweepgen += 2, sweep the spans in caches, make every
- *      other span unswept, pace the sweepers (mgcsweep.c), set the next goal;
- *   5. start the world; sweeping continues concurrently (lazily in mcentral,
- *      in the background, and in proportion to allocation); finalizers of
- *      unreachable objects run on their own thread (mfinal.c).
- * Marking is stop-the-world and conservative, so there is no write barrier
- * and no need to allocate black: no mutator runs while marking.
+ *      while the world still runs), write-protect the heap (every store from
+ *      here on is recorded);
+ *   2. stop the world (short): ga__gcphase = GC_MARK (allocate black: the
+ *      slow paths mark each window they hand out, and large objects), grey
+ *      the roots;
+ *   3. start the world; mark concurrently on the collector's thread
+ *      (ncpu/4 markers, at least one, as Go's 25 % rule), then "preclean":
+ *      rescan the marked objects on pages written meanwhile, a few rounds
+ *      while that shrinks;
+ *   4. stop the world (mark termination): rescan the pages written since the
+ *      last round and the roots, drain with every core, settle finalizers;
+ *      sweepgen += 2, sweep the spans in caches, make every other span
+ *      unswept, pace the sweepers (mgcsweep.c), set the next goal;
+ *      ga__gcphase = GC_OFF;
+ *   5. start the world, unprotect the heap; sweeping continues concurrently
+ *      (lazily, in the background, in proportion to allocation); finalizers
+ *      run on their own thread (mfinal.c).
+ * Correctness: an object reachable at termination is reachable from a root
+ * (rescanned at 4) or from a marked object; a marked object either was
+ * scanned after its last pointer store, or was stored into after the heap
+ * was protected, so its page is reported written and it is rescanned at 3
+ * or 4 (a page's report is consumed and re-protected before its rescan).
+ * Objects allocated during the mark are marked without being scanned: every
+ * pointer in them was stored after the protection. A span freed during the
+ * mark keeps its storage until the end (mheap.c), so markers reading stale
+ * span records never write into reused memory.
+ * Without the write watch (older kernels, valgrind, a fork child,
+ * GOALLOC_GC_CONCURRENT=0) steps 2-4 are one stop-the-world mark.
  *
  * Pacer (Go's GOGC semantics): after a cycle that found `marked` live bytes,
  * the goal is marked + marked * GOGC / 100, at least 4 MiB * GOGC / 100
  * (Go's heapMinimum). The memory limit (GOMEMLIMIT) caps the goal. heapLive
  * is Go's: bytes in objects allocated since the mark plus what the mark
  * found, counted a span at a time on refill (the refill's free slots are
- * counted as if filled, corrected when the span goes back). A cycle starts
- * when heapLive reaches the goal; the check happens only on span refills and
- * large allocations (never per object), and the cycle runs when the thread
- * leaves the slow path (a safe point).
+ * counted as if filled, corrected when the span goes back). A concurrent
+ * cycle starts when heapLive reaches the trigger, 7/8 of the way from
+ * `marked` to the goal (Go's trigger sits between 0.7 and 0.95 of the
+ * runway), so that marking ends near the goal; a stop-the-world cycle
+ * starts at the goal. A thread that allocates past the goal while a cycle
+ * marks waits for the cycle's end (Go makes it assist; the marker is
+ * already on another core). The check happens only on span refills and
+ * large allocations (never per object), when the thread leaves the slow
+ * path (a safe point).
  *
  * GOGC=off (or ga_set_gc_percent(-1)) disables automatic cycles; ga_collect
  * still runs one. ga_disable / ga_enable nest and block every cycle.
@@ -41,6 +68,7 @@
 
 _Atomic int64_t ga__heapLive;
 _Atomic int ga__gcWanted;
+_Atomic int ga__gcphase;
 
 static struct {
   ga_mutex lock;            /* one cycle at a time */
@@ -51,7 +79,16 @@ static struct {
   uint64_t gcCpuNs;         /* collector CPU time (wall x workers, roughly) */
   int64_t startNs;          /* process start, for gctrace */
   uint64_t lastGoal;         /* goal of the previous cycle (scavenger) */
-} gc = {.trigger = 4 << 20};
+  _Atomic int64_t goal;     /* heap goal of the cycle being paced */
+  _Atomic int running;      /* a cycle is in progress */
+  uint64_t markAlloc;       /* bytes allocated during the last concurrent mark */
+  /* The collector's thread: requests and completions. */
+  _Atomic uint32_t reqEpoch;  /* bumped with each request (worker waits) */
+  _Atomic uint32_t doneEpoch; /* bumped after each cycle (requesters wait) */
+  _Atomic uint32_t forcedReq; /* ga_collect calls so far */
+  _Atomic uint32_t forcedDone;/* ga_collect calls a finished cycle covers */
+  _Atomic int workerStarted;
+} gc = {.trigger = 4 << 20, .goal = 4 << 20};
 
 /* Defined (as 1) only by the malloc drop-in, which runs with the collector
  * off: the process's other allocations are invisible to a collector. */
@@ -121,62 +158,103 @@ static void print_trace(uint64_t n, int64_t start, int64_t stw, int64_t mark,
           ga__thread_count(), workers, forced ? " (forced)" : "");
 }
 
-/* One cycle. Returns false if none ran (disabled, or not needed). */
-static bool gc_cycle(bool forced) {
-  if (!ga__collector_wanted()) return false;
-  ga__ensure_init();
-  bool temp_registered = false;
-  if (!ga__thread_is_registered()) {
-    ga_thread_register(); /* the collector scans its own stack too */
-    temp_registered = true;
+/* Markers: the stop-the-world phases use every core once the heap is big
+ * enough to pay for waking helpers and atomic mark bits (measured:
+ * binary-trees with 2 MiB live ran faster with one marker); the concurrent
+ * phase leaves the program three quarters of the cores (Go's 25 %). */
+static int stw_workers(void) {
+  if (gc.heapMarked < (32u << 20)) return 1;
+  int n = ga__sys_ncpu();
+  return n > 8 ? 8 : n;
+}
+static int concurrent_workers(void) {
+  if (gc.heapMarked < (32u << 20)) return 1;
+  int n = ga__sys_ncpu() / 4;
+  return n < 1 ? 1 : n > 8 ? 8 : n;
+}
+
+/* Pace the next cycle from what this one found live (gc.lock held).
+ * A concurrent cycle must start early enough that marking ends before the
+ * heap reaches the goal: Go's pacer estimates how much the program
+ * allocates during a mark; here it is simply what it allocated during the
+ * last one (gc.markAlloc), plus a quarter, kept between 40 % and 95 % of
+ * the runway (Go keeps 70-95 % and lets assists absorb the rest; goalloc's
+ * program would wait instead, which is a pause). */
+static int64_t commit(uint64_t live, bool concurrent) {
+  gc.heapMarked = live;
+  int64_t goal = heap_goal(live);
+  int64_t trigger = goal;
+  if (concurrent && goal != INT64_MAX && goal > (int64_t)live) {
+    int64_t runway = goal - (int64_t)live;
+    int64_t early = (int64_t)gc.markAlloc + (int64_t)gc.markAlloc / 4;
+    if (early > runway / 10 * 6) early = runway / 10 * 6;
+    if (early < runway / 20) early = runway / 20;
+    trigger = goal - early;
   }
-  ga_mutex_lock(&gc.lock);
-  if (atomic_load(&gc.disabled) ||
-      (!forced && atomic_load(&ga__heapLive) < atomic_load(&gc.trigger))) {
-    ga_mutex_unlock(&gc.lock);
-    if (temp_registered) ga_thread_unregister();
-    return false;
-  }
-  /* Parallel marking pays for waking helpers and for atomic mark bits; it
-   * wins only on big heaps (measured: binary-trees with 2 MiB live ran
-   * faster with one marker). */
-  int workers = 1;
-  if (gc.heapMarked >= (32u << 20)) {
-    workers = ga__sys_ncpu();
-    if (workers > 8) workers = 8;
-  }
+  atomic_store(&ga__heapLive, (int64_t)live);
+  atomic_store(&gc.goal, goal);
+  atomic_store(&gc.trigger, trigger);
+  return goal;
+}
+
+/* One cycle, gc.lock held, run by the collector's thread (or, without the
+ * write watch, possibly by the thread that triggered it). */
+static void gc_cycle_locked(bool forced) {
   int64_t t0 = ga__sys_nanotime();
   ga__finish_sweep();
   ga__gc_refresh_data_roots();
+  bool concurrent = ga__ww_reset();
   uint64_t before = (uint64_t)atomic_load(&ga__heapLive);
+  int workers = stw_workers();
+  int cworkers = concurrent_workers();
+
   int64_t t1 = ga__sys_nanotime();
   ga__stop_the_world();
   ga__finish_sweep(); /* spans swept concurrently since: none may be left */
   uint64_t atmark = (uint64_t)atomic_load(&ga__heapLive);
-  int64_t t2 = ga__sys_nanotime();
-  uint64_t marked = ga__gc_mark(workers);
-  int64_t t3 = ga__sys_nanotime();
-  gc.heapMarked = marked;
-  int64_t goal = heap_goal(marked);
-  atomic_store(&ga__heapLive, (int64_t)marked);
-  atomic_store(&gc.trigger, goal);
-  ga__gc_sweep_start(marked, (uint64_t)goal);
+  uint64_t marked;
+  int64_t t2, t3, t4;
+  if (concurrent) {
+    atomic_store(&ga__gcphase, GC_MARK);
+    ga__gc_mark_start();
+    t2 = ga__sys_nanotime();
+    ga__start_the_world();
+    ga__gc_mark_concurrent(cworkers);
+    t3 = ga__sys_nanotime();
+    ga__stop_the_world();
+    marked = ga__gc_mark_terminate(workers);
+    atomic_store(&ga__gcphase, GC_OFF);
+  } else {
+    t2 = t3 = ga__sys_nanotime();
+    marked = ga__gc_mark(workers);
+  }
+  /* Objects allocated during a concurrent mark were marked without being
+   * counted: they are live too (Go counts them in heapMarked). */
+  uint64_t now = (uint64_t)atomic_load(&ga__heapLive);
+  uint64_t markAlloc = concurrent && now > atmark ? now - atmark : 0;
+  uint64_t live = marked + markAlloc;
+  if (concurrent) gc.markAlloc = markAlloc;
+  int64_t goal = commit(live, concurrent);
+  ga__gc_sweep_start(live, (uint64_t)atomic_load(&gc.trigger));
   atomic_store(&ga__gcWanted, 0);
-  int64_t t4 = ga__sys_nanotime();
+  t4 = ga__sys_nanotime();
   ga__start_the_world();
+  if (concurrent) {
+    ga__ww_stop();
+    ga__mheap_freeDeferred();
+  }
+
   uint64_t n = ++gc.numgc;
-  uint64_t pause = (uint64_t)(t4 - t1);
-  gc.gcCpuNs += (uint64_t)(t1 - t0) + (uint64_t)(t2 - t1) +
-                (uint64_t)(t3 - t2) * (uint64_t)workers + (uint64_t)(t4 - t3);
+  uint64_t pause = (uint64_t)(t2 - t1) + (uint64_t)(t4 - t3);
+  uint64_t cpu = (uint64_t)(t1 - t0) + (uint64_t)(t2 - t1) +
+                 (uint64_t)(t3 - t2) * (uint64_t)(concurrent ? cworkers : workers) +
+                 (uint64_t)(t4 - t3) * (uint64_t)workers;
+  gc.gcCpuNs += cpu;
   uint64_t lastGoal = gc.lastGoal;
   gc.lastGoal = (uint64_t)goal;
-  ga_mutex_unlock(&gc.lock);
   ga__stats_gc_cycle(&(ga_gc_cycle_stats){
-      .pause_ns = pause,
-      .cpu_ns = (uint64_t)(t1 - t0) + (uint64_t)(t2 - t1) +
-                (uint64_t)(t3 - t2) * (uint64_t)workers + (uint64_t)(t4 - t3),
-      .next_gc = (uint64_t)goal,
-      .forced = forced});
+      .pause_ns = pause, .cpu_ns = cpu, .next_gc = (uint64_t)goal, .forced = forced,
+      .concurrent = concurrent});
   ga_heap_counters hc;
   ga__mheap_counters(&hc);
   ga__scavenger_set_goal((uint64_t)hc.pagesInUse * GA_PAGE_SIZE,
@@ -184,20 +262,136 @@ static bool gc_cycle(bool forced) {
   ga__bgsweep_start();
   ga__final_wake();
   if (ga__option_trace(GA_TRACE_GC))
-    print_trace(n, t0, t2 - t1, t3 - t2, t4 - t3, before, atmark, marked, goal, workers,
-                forced);
-  if (temp_registered) ga_thread_unregister();
+    print_trace(n, t0, t2 - t1, t3 - t2, t4 - t3, before, atmark, live, goal,
+                concurrent ? cworkers : workers, forced);
+}
+
+/* Should an automatic cycle run now? */
+static bool wanted(void) {
+  return !atomic_load(&gc.disabled) && ga__option_gogc() >= 0 &&
+         atomic_load(&ga__heapLive) >= atomic_load(&gc.trigger);
+}
+
+/* ---- the collector's thread ------------------------------------------------ */
+
+static void *gc_bg_worker(void *arg) {
+  (void)arg;
+  uint32_t seen = 0;
+  for (;;) {
+    uint32_t e;
+    while ((e = atomic_load_explicit(&gc.reqEpoch, memory_order_acquire)) == seen)
+      ga__sys_futex_wait((uint32_t *)&gc.reqEpoch, seen);
+    seen = e;
+    for (;;) {
+      uint32_t fr = atomic_load(&gc.forcedReq);
+      bool forced = fr != atomic_load(&gc.forcedDone);
+      ga_mutex_lock(&gc.lock);
+      bool run = forced ? !atomic_load(&gc.disabled) : wanted();
+      if (run) {
+        atomic_store(&gc.running, 1);
+        gc_cycle_locked(forced);
+        atomic_store(&gc.running, 0);
+      }
+      ga_mutex_unlock(&gc.lock);
+      if (forced) atomic_store(&gc.forcedDone, fr);
+      atomic_fetch_add_explicit(&gc.doneEpoch, 1, memory_order_release);
+      ga__sys_futex_wake((uint32_t *)&gc.doneEpoch, INT32_MAX);
+      /* A trigger is served once; ga_collect calls made meanwhile each get
+       * a cycle that starts after them. */
+      if (!forced && atomic_load(&gc.forcedReq) == atomic_load(&gc.forcedDone)) break;
+    }
+  }
+  return NULL;
+}
+
+static bool worker_request(void) {
+  if (!atomic_load_explicit(&gc.workerStarted, memory_order_acquire)) {
+    ga_mutex_lock(&gc.lock);
+    if (!atomic_load(&gc.workerStarted)) {
+      pthread_t t;
+      if (ga__pthread_create_raw(&t, NULL, gc_bg_worker, NULL) == 0) {
+        pthread_detach(t);
+        atomic_store_explicit(&gc.workerStarted, 1, memory_order_release);
+      }
+    }
+    ga_mutex_unlock(&gc.lock);
+    if (!atomic_load(&gc.workerStarted)) return false;
+  }
+  atomic_fetch_add_explicit(&gc.reqEpoch, 1, memory_order_release);
+  ga__sys_futex_wake((uint32_t *)&gc.reqEpoch, 1);
   return true;
+}
+
+/* Wait for the collector's thread to finish a cycle (at a safe point: the
+ * world can be stopped while we wait). */
+static void wait_cycle_end(uint32_t since) {
+  uint32_t d;
+  while ((d = atomic_load_explicit(&gc.doneEpoch, memory_order_acquire)) == since &&
+         atomic_load(&gc.running))
+    ga__sys_futex_wait((uint32_t *)&gc.doneEpoch, d);
+}
+
+/* Without the write watch a cycle stops the world from start to end: run
+ * it right here (the caller's own stack is then scanned as a root too). */
+static bool gc_cycle_here(bool forced) {
+  bool temp_registered = false;
+  if (!ga__thread_is_registered()) {
+    ga_thread_register();
+    temp_registered = true;
+  }
+  ga_mutex_lock(&gc.lock);
+  bool run = forced ? !atomic_load(&gc.disabled) : wanted();
+  if (run) gc_cycle_locked(forced);
+  ga_mutex_unlock(&gc.lock);
+  if (temp_registered) ga_thread_unregister();
+  return run;
 }
 
 void ga__gc_from_trigger(void) {
   int one = 1;
-  if (atomic_compare_exchange_strong(&ga__gcWanted, &one, 0)) gc_cycle(false);
+  if (!atomic_compare_exchange_strong(&ga__gcWanted, &one, 0)) return;
+  if (!ga__collector_wanted()) return;
+  ga__ensure_init();
+  if (!ga__ww_enabled()) {
+    gc_cycle_here(false);
+    return;
+  }
+  if (atomic_load(&gc.running)) {
+    /* A cycle is marking: past the goal, wait for it rather than let the
+     * heap run away from a marker that cannot keep up. */
+    if (atomic_load(&ga__heapLive) >= atomic_load(&gc.goal) &&
+        !atomic_load(&gc.disabled))
+      wait_cycle_end(atomic_load(&gc.doneEpoch));
+    return;
+  }
+  if (!worker_request()) gc_cycle_here(false);
 }
 
 void ga_collect(void) {
   if (!ga__collector_wanted()) return;
-  if (gc_cycle(true)) ga__finish_sweep();
+  ga__ensure_init();
+  if (!ga__ww_enabled() || (!atomic_load(&gc.workerStarted) && !worker_request())) {
+    if (gc_cycle_here(true)) ga__finish_sweep();
+    return;
+  }
+  /* The collector's thread runs a cycle that starts after this call (one
+   * already marking may have missed objects that died just now). The
+   * caller's stack is a root while it waits: registered for that. */
+  bool temp_registered = false;
+  if (!ga__thread_is_registered()) {
+    ga_thread_register();
+    temp_registered = true;
+  }
+  uint32_t mine = atomic_fetch_add(&gc.forcedReq, 1) + 1;
+  atomic_fetch_add_explicit(&gc.reqEpoch, 1, memory_order_release);
+  ga__sys_futex_wake((uint32_t *)&gc.reqEpoch, 1);
+  for (;;) {
+    uint32_t d = atomic_load_explicit(&gc.doneEpoch, memory_order_acquire);
+    if ((int32_t)(atomic_load(&gc.forcedDone) - mine) >= 0) break;
+    ga__sys_futex_wait((uint32_t *)&gc.doneEpoch, d);
+  }
+  if (temp_registered) ga_thread_unregister();
+  ga__finish_sweep();
 }
 
 /* ga_set_gc_percent / ga_set_memory_limit (options.c) changed a setting:
@@ -206,7 +400,10 @@ void ga__gc_pacer_changed(void) {
   if (!ga__collector_wanted()) return;
   ga__ensure_init();
   ga_mutex_lock(&gc.lock);
-  atomic_store(&gc.trigger, heap_goal(gc.heapMarked));
+  uint64_t live = gc.heapMarked;
+  int64_t heapLive = atomic_load(&ga__heapLive);
+  commit(live, ga__ww_enabled());
+  atomic_store(&ga__heapLive, heapLive); /* commit resets it; keep the count */
   ga_mutex_unlock(&gc.lock);
   if (atomic_load(&ga__heapLive) >= atomic_load(&gc.trigger) && ga__option_gogc() >= 0)
     atomic_store(&ga__gcWanted, 1);
@@ -218,4 +415,16 @@ void ga_enable(void) {
     atomic_fetch_add(&gc.disabled, 1);
     ga__throw("ga_enable without a matching ga_disable");
   }
+}
+
+/* fork: no cycle may be half-way when the address space is copied (the
+ * child has none of the collector's threads). Taken before the heap locks. */
+void ga__gc_fork_prepare(void) { ga_mutex_lock(&gc.lock); }
+void ga__gc_fork_parent(void) { ga_mutex_unlock(&gc.lock); }
+void ga__gc_fork_child(void) {
+  atomic_store(&gc.lock.state, 0);
+  atomic_store(&gc.workerStarted, 0);
+  atomic_store(&gc.running, 0);
+  ga__ww_after_fork_child();
+  ga__gc_mark_after_fork_child();
 }

@@ -82,6 +82,29 @@ bool ga__gc_is_marked(uintptr_t p);
 void ga__mcache_for_each(void (*fn)(mcache *c, void *arg), void *arg);
 void ga__mcache_for_each_all(void (*fn)(mcache *c, void *arg), void *arg);
 
+/* Concurrent marking (world running between ga__gc_mark_start and
+ * ga__gc_mark_terminate; see mgc.c). start: world stopped, marks the roots
+ * and makes allocation black. concurrent: world running, drains and
+ * rescans written pages until little is left. terminate: world stopped,
+ * rescans written pages and the roots, finishes; returns bytes marked. */
+void ga__gc_mark_start(void);
+void ga__gc_mark_concurrent(int nworkers);
+uint64_t ga__gc_mark_terminate(int nworkers);
+/* Forget helper threads (fork child: they do not exist there). */
+void ga__gc_mark_after_fork_child(void);
+
+/* ---- write watch (mwritewatch.c) ---------------------------------------- */
+
+void ga__ww_init(void);
+bool ga__ww_enabled(void);
+void ga__ww_register(uintptr_t lo, uintptr_t hi); /* heap lock held */
+bool ga__ww_reset(void);  /* protect the heap: record stores from now on */
+void ga__ww_stop(void);   /* unprotect the heap: stop recording */
+intptr_t ga__ww_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg);
+void ga__ww_after_fork_child(void);
+/* mheap.c: span frees deferred while marking, done now. */
+void ga__mheap_freeDeferred(void);
+
 /* ---- sweeping (mgcsweep.c) --------------------------------------------- */
 
 /* At mark termination (world stopped): sweep every cached span now, turn

@@ -45,24 +45,34 @@ extern _Atomic uintptr_t ga__heapMin, ga__heapMax;
 
 /* Several workers mark at once: set mark bits with an atomic fetch-or. With
  * one worker a plain store does, and the lock prefix was most of the cost
- * of marking (perf, binary-trees). */
+ * of marking (perf, binary-trees). A mutator setting bits at the same time
+ * (allocate black, mbitmap.c) uses a fetch-or; a plain store of ours may
+ * undo one of its bits, which only makes that new object white: it is then
+ * marked like any other object, if reachable. */
 static bool mark_atomic;
+/* The world is running (concurrent mark): read span state with acquire and
+ * "allocated" through the window's seqlock, since owners are moving their
+ * windows under us. */
+static bool mark_concurrent;
 
 /* Mark the object containing p if it is allocated and not yet marked.
  * Returns the object base if it was newly marked and must be scanned. */
-static inline uintptr_t greyobject(uint64_t *bytes, uintptr_t p, uintptr_t *end) {
+static inline __attribute__((always_inline)) uintptr_t
+greyobject_t(uint64_t *bytes, uintptr_t p, uintptr_t *end, bool conc) {
   mspan *s = ga__spanOf(p);
-  if (atomic_load_explicit(&s->state, memory_order_relaxed) != mSpanInUse)
+  if (atomic_load_explicit(&s->state, conc ? memory_order_acquire
+                                           : memory_order_relaxed) != mSpanInUse)
     return 0;
   uintptr_t off = p - s->startAddr;
   if (off >= s->npages * GA_PAGE_SIZE) return 0;
   uintptr_t idx = s->divMul ? ga__objIndex(s, off) : 0;
   if (idx >= s->nelems) return 0;
-  if (!ga__span_isAllocated(s, idx)) return 0;
   uint64_t m = (uint64_t)1 << (idx & 63);
   _Atomic uint64_t *w = &s->gcmarkBits[idx >> 6];
   uint64_t old = ga__loadBits(w);
   if (old & m) return 0;
+  if (conc ? !ga__span_isAllocatedAny(s, idx) : !ga__span_isAllocated(s, idx))
+    return 0;
   if (mark_atomic) {
     if (atomic_fetch_or_explicit(w, m, memory_order_relaxed) & m) return 0;
   } else {
@@ -73,6 +83,11 @@ static inline uintptr_t greyobject(uint64_t *bytes, uintptr_t p, uintptr_t *end)
   uintptr_t base = s->startAddr + idx * s->elemsize;
   *end = base + s->elemsize;
   return base;
+}
+
+static uintptr_t greyobject(uint64_t *bytes, uintptr_t p, uintptr_t *end) {
+  return mark_concurrent ? greyobject_t(bytes, p, end, true)
+                         : greyobject_t(bytes, p, end, false);
 }
 
 /* ---- work buffers --------------------------------------------------------- */
@@ -130,13 +145,14 @@ static inline void gcw_put(gcw *g, uintptr_t base, uintptr_t end) {
   g->cur->obj[g->cur->n++] = end;
 }
 
-/* Scan [lo, hi) conservatively, greying what it points to. The reads race
- * by design with nothing (every mutator is stopped), but ThreadSanitizer
- * cannot see the stop as synchronisation for stacks and cannot know which
- * words are pointers: the intended, benign races of conservative scanning
- * are exempted here and only here. */
-__attribute__((no_sanitize("thread")))
-static void scanblock(gcw *g, uintptr_t lo, uintptr_t hi) {
+/* Scan [lo, hi) conservatively, greying what it points to. With the world
+ * stopped the reads race with nothing, but ThreadSanitizer cannot see the
+ * stop as synchronisation for stacks and cannot know which words are
+ * pointers; with the world running (concurrent mark) they race by design
+ * with the program's stores, which the write watch catches. These intended,
+ * benign races of conservative scanning are exempted here and only here. */
+static inline __attribute__((always_inline)) void
+scanblock_t(gcw *g, uintptr_t lo, uintptr_t hi, bool conc) {
   uintptr_t min = atomic_load_explicit(&ga__heapMin, memory_order_relaxed);
   uintptr_t max = atomic_load_explicit(&ga__heapMax, memory_order_relaxed);
   lo = (lo + 7) & ~(uintptr_t)7;
@@ -146,9 +162,17 @@ static void scanblock(gcw *g, uintptr_t lo, uintptr_t hi) {
      * carry that "undefined" into the mark bits (valgrind builds only). */
     GA_VG_DEFINED(&v, sizeof v);
     if (v - min >= max - min) continue;
-    uintptr_t end, base = greyobject(&g->bytes, v, &end);
+    uintptr_t end, base = greyobject_t(&g->bytes, v, &end, conc);
     if (base != 0) gcw_put(g, base, end);
   }
+}
+
+__attribute__((no_sanitize("thread")))
+static void scanblock(gcw *g, uintptr_t lo, uintptr_t hi) {
+  if (mark_concurrent)
+    scanblock_t(g, lo, hi, true);
+  else
+    scanblock_t(g, lo, hi, false);
 }
 
 /* Go's balance(): if some worker is idle and nothing is published, give it
@@ -396,30 +420,170 @@ static void drain_parallel(gcw *g, int nworkers) {
     ga__sys_futex_wait((uint32_t *)&helpers_running, (uint32_t)r);
 }
 
-uint64_t ga__gc_mark(int nworkers) {
-  mark_atomic = nworkers > 1;
-  gcw g = {wb_get_empty(), 0};
-  cur_gcw = &g;
+/* ---- the mark phases ------------------------------------------------------ */
+
+static gcw markg; /* the collecting thread's buffer, across phases */
+
+static void mark_begin(void) {
+  markg.cur = wb_get_empty();
+  markg.bytes = 0;
+  cur_gcw = &markg;
   atomic_store(&work.bytesMarked, 0);
+}
+
+static uint64_t mark_end(void) {
+  ga_mutex_lock(&work.lock);
+  markg.cur->next = work.empty;
+  work.empty = markg.cur;
+  ga_mutex_unlock(&work.lock);
+  cur_gcw = NULL;
+  return markg.bytes + atomic_load(&work.bytesMarked);
+}
+
+/* Grey everything the roots point to (world stopped). */
+static void mark_roots(gcw *g) {
   VG_SCAN_BEGIN();
-  /* Roots. */
-  for (int i = 0; i < ndata_roots; i++) scanblock(&g, data_roots[i].lo, data_roots[i].hi);
-  for (int i = 0; i < nuser_roots; i++) scanblock(&g, user_roots[i].lo, user_roots[i].hi);
-  ga__for_each_stack(scan_stack_cb, &g);
-  ga__mcache_for_each(grey_tiny_cb, &g);
+  for (int i = 0; i < ndata_roots; i++) scanblock(g, data_roots[i].lo, data_roots[i].hi);
+  for (int i = 0; i < nuser_roots; i++) scanblock(g, user_roots[i].lo, user_roots[i].hi);
+  ga__for_each_stack(scan_stack_cb, g);
+  ga__mcache_for_each(grey_tiny_cb, g);
   ga__final_mark_queued();
   /* Finalizable objects keep what they point to alive (not themselves). */
   ga__final_mark_referents();
-  drain_parallel(&g, nworkers);
+  VG_SCAN_END();
+}
+
+/* Drain, then settle the finalizers (world stopped). */
+static void mark_finish(gcw *g, int nworkers) {
+  VG_SCAN_BEGIN();
+  drain_parallel(g, nworkers);
   /* Finalizable objects found unreachable: resurrect them for one more
    * cycle and queue their finalizers; mark what they reach. */
   ga__final_queue_dead();
-  drain_parallel(&g, 1);
+  drain_parallel(g, 1);
   VG_SCAN_END();
-  ga_mutex_lock(&work.lock);
-  g.cur->next = work.empty;
-  work.empty = g.cur;
-  ga_mutex_unlock(&work.lock);
-  cur_gcw = NULL;
-  return g.bytes + atomic_load(&work.bytesMarked);
+}
+
+uint64_t ga__gc_mark(int nworkers) {
+  mark_atomic = nworkers > 1;
+  mark_begin();
+  mark_roots(&markg);
+  mark_finish(&markg, nworkers);
+  return mark_end();
+}
+
+/* Allocate black from here on: every free slot of each cache's current
+ * window is marked now (later windows are marked as they are loaded,
+ * mbitmap.c), so that what the program allocates during the mark is
+ * neither traced nor freed by this cycle. Pointers it stores into those
+ * objects are found by the written-page rescans. */
+static void premark_cb(mcache *c, void *arg) {
+  (void)arg;
+  for (unsigned i = 0; i < GA_NUM_CENTRALS; i++) {
+    mspan *s = c->alloc[i];
+    if (s == &ga__emptyspan) continue;
+    uint64_t free = ga__loadBits(&s->allocCache);
+    if (free) atomic_fetch_or_explicit(&s->gcmarkBits[s->freeindex >> 6], free,
+                                       memory_order_relaxed);
+  }
+}
+
+void ga__gc_mark_start(void) {
+  mark_atomic = true;
+  mark_begin();
+  ga__mcache_for_each(premark_cb, NULL);
+  mark_roots(&markg);
+}
+
+/* Rescan the marked objects that overlap the written pages [lo, hi): a
+ * pointer stored into an object after it was scanned (or after it was
+ * allocated black) is found here. Exact "allocated" with the world stopped;
+ * through the seqlock while it runs (then a marked free slot, such as an
+ * unused black slot of a window, is skipped, not scanned for garbage). */
+typedef struct {
+  gcw *g;
+  bool conc;
+} rescan_ctx;
+
+__attribute__((no_sanitize("thread")))
+static void rescan_written(uintptr_t lo, uintptr_t hi, void *arg) {
+  rescan_ctx *rc = arg;
+  gcw *g = rc->g;
+  uintptr_t p = lo;
+  while (p < hi) {
+    mspan *s = ga__spanOf(p);
+    uintptr_t next_page = (p & ~(uintptr_t)(GA_PAGE_SIZE - 1)) + GA_PAGE_SIZE;
+    if (atomic_load_explicit(&s->state, memory_order_acquire) != mSpanInUse ||
+        p < s->startAddr || p - s->startAddr >= s->npages * GA_PAGE_SIZE) {
+      p = next_page;
+      continue;
+    }
+    uintptr_t send = s->startAddr + s->npages * GA_PAGE_SIZE;
+    uintptr_t b = hi < send ? hi : send;
+    if (!(s->spanclass & 1)) {
+      if (s->divMul == 0) { /* large: only the written part can be new */
+        if ((ga__loadBits(&s->gcmarkBits[0]) & 1) &&
+            (rc->conc ? ga__span_isAllocatedAny(s, 0) : ga__span_isAllocated(s, 0)))
+          scanblock(g, p, b);
+      } else {
+        uintptr_t i = ga__objIndex(s, p - s->startAddr);
+        uintptr_t last = ga__objIndex(s, b - 1 - s->startAddr);
+        if (last >= s->nelems) last = (uintptr_t)s->nelems - 1;
+        for (; i <= last && i < s->nelems; i++) {
+          if (!((ga__loadBits(&s->gcmarkBits[i >> 6]) >> (i & 63)) & 1)) continue;
+          if (!(rc->conc ? ga__span_isAllocatedAny(s, i) : ga__span_isAllocated(s, i)))
+            continue;
+          uintptr_t base = s->startAddr + i * s->elemsize;
+          scanblock(g, base, base + s->elemsize);
+        }
+      }
+    }
+    p = b;
+  }
+}
+
+/* Preclean rounds stop when a scan finds fewer written pages than this (the
+ * rest is left to the final pause) or after PRECLEAN_MAX rounds. */
+enum { PRECLEAN_PAGES = 512, PRECLEAN_MAX = 4 };
+
+void ga__gc_mark_concurrent(int nworkers) {
+  mark_atomic = nworkers > 1;
+  mark_concurrent = true;
+  VG_SCAN_BEGIN();
+  drain_parallel(&markg, nworkers);
+  for (int round = 0; round < PRECLEAN_MAX; round++) {
+    rescan_ctx rc = {&markg, true};
+    intptr_t n = ga__ww_scan(rescan_written, &rc);
+    drain_parallel(&markg, nworkers);
+    if (n < PRECLEAN_PAGES) break; /* also n < 0: tracking failed */
+  }
+  VG_SCAN_END();
+  mark_concurrent = false;
+}
+
+/* Tracking failed mid-cycle: every page may have been written. */
+static void rescan_all(rescan_ctx *rc) {
+  uintptr_t lo = atomic_load(&ga__heapMin), hi = atomic_load(&ga__heapMax);
+  for (uintptr_t a = lo; a < hi; a += GA_ARENA_BYTES) {
+    if (atomic_load(&ga__arenas[(a >> GA_ARENA_SHIFT) & (GA_ARENA_L2_ENTRIES - 1)]) == NULL)
+      continue;
+    rescan_written(a, a + GA_ARENA_BYTES, rc);
+  }
+}
+
+uint64_t ga__gc_mark_terminate(int nworkers) {
+  mark_atomic = nworkers > 1;
+  rescan_ctx rc = {&markg, false};
+  VG_SCAN_BEGIN();
+  if (ga__ww_scan(rescan_written, &rc) < 0) rescan_all(&rc);
+  VG_SCAN_END();
+  mark_roots(&markg);
+  mark_finish(&markg, nworkers);
+  return mark_end();
+}
+
+void ga__gc_mark_after_fork_child(void) {
+  nhelpers = 0;
+  atomic_store(&helpers_running, 0);
+  atomic_store(&work.lock.state, 0);
 }

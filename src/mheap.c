@@ -93,6 +93,7 @@ void ga__init_slow(void) {
     ga__mcentral_init();
     ga__mcache_init();
     ga__gc_init();
+    ga__ww_init(); /* after the options: GOALLOC_GC_CONCURRENT */
     ga__thread_init();
     atomic_store(&init_state, 2);
     atomic_store_explicit(&ga__inited, 1, memory_order_release);
@@ -141,6 +142,7 @@ static bool arena_reserve(uintptr_t bytes) {
      * now so that it is not lost (it is whole chunks). */
     uintptr_t n = mheap_.curArenaEnd - mheap_.curArena;
     if (ga__sys_map(mheap_.curArena, n) == 0) {
+      ga__ww_register(mheap_.curArena, mheap_.curArena + n);
       ga__pages_grow(mheap_.curArena, n / GA_PAGE_SIZE);
       mheap_.heapSys += n;
     }
@@ -160,6 +162,7 @@ static bool mheap_grow(uintptr_t npages) {
     return false;
   uintptr_t base = mheap_.curArena;
   if (ga__sys_map(base, bytes) != 0) return false;
+  ga__ww_register(base, base + bytes);
   mheap_.curArena += bytes;
   ga__pages_grow(base, bytes / GA_PAGE_SIZE);
   mheap_.heapSys += bytes;
@@ -269,11 +272,8 @@ mspan *ga__mheap_alloc(uintptr_t npages, uintptr_t align_pages, unsigned spc,
   return s;
 }
 
-void ga__mheap_freeSpan(mspan *s) {
-  ga_mutex_lock(&mheap_.lock);
-  if (atomic_load_explicit(&s->state, memory_order_relaxed) != mSpanInUse)
-    ga__throw("freeSpan of a span not in use");
-  atomic_store_explicit(&s->state, mSpanDead, memory_order_release);
+/* The pages, bitmaps and record of a dead span go back (heap lock held). */
+static bool freeSpan_locked(mspan *s) {
   page_in_use(s->startAddr, false);
   mheap_.pagesInUse -= s->npages;
   mheap_.spansInUse--;
@@ -282,8 +282,46 @@ void ga__mheap_freeSpan(mspan *s) {
   bool scav_wake = ga__scav_free_locked(s); /* stats, scavenger */
   ga__span_freeBitsStorage(s);
   ga__fixalloc_free(&mheap_.spanalloc, s);
+  return scav_wake;
+}
+
+/* While the collector marks concurrently (ga__gcphase), a marker may be
+ * reading any span record it found through the spans map, and may set a
+ * bit in its gcmarkBits. A span freed then is marked dead at once (the
+ * markers and the free validators ignore it from here on), but its pages,
+ * bitmaps and record are kept until marking is over, so that no marker
+ * ever writes a mark bit into storage that has become another span's. */
+static mspan *deferredFree; /* linked through next */
+
+void ga__mheap_freeSpan(mspan *s) {
+  ga_mutex_lock(&mheap_.lock);
+  if (atomic_load_explicit(&s->state, memory_order_relaxed) != mSpanInUse)
+    ga__throw("freeSpan of a span not in use");
+  atomic_store_explicit(&s->state, mSpanDead, memory_order_release);
+  if (atomic_load_explicit(&ga__gcphase, memory_order_relaxed) != GC_OFF) {
+    s->next = deferredFree;
+    deferredFree = s;
+    ga_mutex_unlock(&mheap_.lock);
+    return;
+  }
+  bool scav_wake = freeSpan_locked(s);
   ga_mutex_unlock(&mheap_.lock);
   if (GA_UNLIKELY(scav_wake)) ga__scavenger_wake();
+}
+
+/* Marking is over (ga__gcphase is GC_OFF): free what was deferred. */
+void ga__mheap_freeDeferred(void) {
+  bool scav_wake = false;
+  ga_mutex_lock(&mheap_.lock);
+  mspan *s = deferredFree;
+  deferredFree = NULL;
+  while (s != NULL) {
+    mspan *next = s->next;
+    scav_wake |= freeSpan_locked(s);
+    s = next;
+  }
+  ga_mutex_unlock(&mheap_.lock);
+  if (scav_wake) ga__scavenger_wake();
 }
 
 void ga__mheap_counters(ga_heap_counters *out) {

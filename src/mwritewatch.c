@@ -1,0 +1,230 @@
+/*
+ * mwritewatch.c — which heap pages were written since a given moment: the
+ * dirty-page tracking that lets the collector mark while the program runs
+ * (mgc.c). Go gets the same knowledge from its compiler's write barrier; a
+ * C library cannot instrument stores, so it asks the kernel.
+ *
+ * Mechanism (Linux >= 6.7): every mapped heap range is registered with a
+ * userfaultfd in asynchronous write-protect mode (UFFD_FEATURE_WP_ASYNC).
+ * ga__ww_reset write-protects the whole heap; the first store to a
+ * protected 4 KiB page is resolved by the kernel itself (no signal, no
+ * thread of ours involved: a minor fault of about a microsecond) and leaves
+ * the page "written". ga__ww_scan asks PAGEMAP_SCAN for the written pages of
+ * the heap and write-protects them again in the same call, so that a store
+ * after the scan is seen by the next one. Stores made by the kernel on the
+ * program's behalf (read(2) into a heap buffer) are tracked alike.
+ * Boehm GC's incremental mode gets the same from mprotect and SIGSEGV,
+ * which breaks system calls that write to protected pages; soft-dirty bits
+ * (Boehm's other source) are not built into every kernel (not this one).
+ *
+ * Unavailable (older kernel, seccomp, valgrind, GOALLOC_GC_CONCURRENT=0):
+ * ga__ww_enabled() is false and the collector stops the world for the
+ * whole mark, as before. After fork the child's mappings are no longer
+ * registered (the kernel drops userfaultfd contexts without
+ * UFFD_FEATURE_EVENT_FORK), so the child turns tracking off.
+ *
+ * Invariant: every heap page that holds objects is in a registered range
+ * (ga__ww_register is called for each range the heap maps, under the heap
+ * lock, before any span is carved from it). A page the scan does not report
+ * was not written since the last reset or scan that covered it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "mgc.h"
+#include "options.h"
+
+/* Kernel ABI newer than some distributions' headers (Linux 6.7). */
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef PAGEMAP_SCAN
+struct page_region {
+  uint64_t start, end, categories;
+};
+struct pm_scan_arg {
+  uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages,
+      category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define PM_SCAN_WP_MATCHING (1 << 0)
+#define PM_SCAN_CHECK_WPASYNC (1 << 1)
+#define PAGE_IS_WRITTEN (1 << 1)
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+#endif
+
+#define WW_MAX_RANGES 512
+
+static struct {
+  int uffd, pagemap;
+  _Atomic int enabled;
+  ga_mutex lock; /* the range list (registration vs. reset/scan) */
+  int nranges;
+  struct { uintptr_t lo, hi; } ranges[WW_MAX_RANGES];
+} ww = {.uffd = -1, .pagemap = -1};
+
+static _Atomic uint64_t ww_pages_written; /* pages reported written, cumulative */
+
+bool ga__ww_enabled(void) {
+  return atomic_load_explicit(&ww.enabled, memory_order_acquire) != 0;
+}
+
+static void ww_off(void) {
+  atomic_store_explicit(&ww.enabled, 0, memory_order_release);
+}
+
+/* Heap init (before the first arena is mapped). */
+void ga__ww_init(void) {
+  if (!ga__option_get(GA_OPT_GC_CONCURRENT) || !ga__collector_wanted()) return;
+  int saved = errno;
+  int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+  if (fd < 0) goto out;
+  struct uffdio_api api = {.api = UFFD_API,
+                           .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED};
+  if (ioctl(fd, UFFDIO_API, &api) != 0 ||
+      (api.features & (UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED)) !=
+          (UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED)) {
+    close(fd);
+    goto out;
+  }
+  int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (pm < 0) {
+    close(fd);
+    goto out;
+  }
+  /* PAGEMAP_SCAN itself is 6.7+: probe it on an empty range. */
+  struct pm_scan_arg a = {.size = sizeof a, .start = 0, .end = 0};
+  if (ioctl(pm, PAGEMAP_SCAN, &a) < 0) {
+    close(pm);
+    close(fd);
+    goto out;
+  }
+  ww.uffd = fd;
+  ww.pagemap = pm;
+  atomic_store_explicit(&ww.enabled, 1, memory_order_release);
+out:
+  errno = saved;
+}
+
+/* The heap mapped [lo, hi) (heap lock held). A range that cannot be
+ * registered turns tracking off for good: a page we cannot watch would make
+ * concurrent marking unsafe. */
+void ga__ww_register(uintptr_t lo, uintptr_t hi) {
+  if (!ga__ww_enabled()) return;
+  ga_mutex_lock(&ww.lock);
+  int saved = errno;
+  struct uffdio_register r = {.range = {lo, hi - lo}, .mode = UFFDIO_REGISTER_MODE_WP};
+  if (ioctl(ww.uffd, UFFDIO_REGISTER, &r) != 0) {
+    ww_off();
+  } else if (ww.nranges > 0 && ww.ranges[ww.nranges - 1].hi == lo) {
+    ww.ranges[ww.nranges - 1].hi = hi;
+  } else if (ww.nranges < WW_MAX_RANGES) {
+    ww.ranges[ww.nranges].lo = lo;
+    ww.ranges[ww.nranges].hi = hi;
+    ww.nranges++;
+  } else {
+    ww_off();
+  }
+  errno = saved;
+  ga_mutex_unlock(&ww.lock);
+}
+
+/* Write-protect the whole heap: from now on every store is recorded. False
+ * if the kernel refused (tracking is then off). */
+bool ga__ww_reset(void) {
+  if (!ga__ww_enabled()) return false;
+  ga_mutex_lock(&ww.lock);
+  int saved = errno;
+  bool ok = true;
+  for (int i = 0; i < ww.nranges && ok; i++) {
+    struct uffdio_writeprotect wp = {
+        .range = {ww.ranges[i].lo, ww.ranges[i].hi - ww.ranges[i].lo},
+        .mode = UFFDIO_WRITEPROTECT_MODE_WP};
+    ok = ioctl(ww.uffd, UFFDIO_WRITEPROTECT, &wp) == 0;
+  }
+  if (!ok) ww_off();
+  errno = saved;
+  ga_mutex_unlock(&ww.lock);
+  return ok;
+}
+
+/* Unprotect the heap: stores stop faulting once marking is over. */
+void ga__ww_stop(void) {
+  if (!ga__ww_enabled()) return;
+  ga_mutex_lock(&ww.lock);
+  int saved = errno;
+  for (int i = 0; i < ww.nranges; i++) {
+    struct uffdio_writeprotect wp = {
+        .range = {ww.ranges[i].lo, ww.ranges[i].hi - ww.ranges[i].lo}, .mode = 0};
+    if (ioctl(ww.uffd, UFFDIO_WRITEPROTECT, &wp) != 0) ww_off();
+  }
+  errno = saved;
+  ga_mutex_unlock(&ww.lock);
+}
+
+/* Call fn(lo, hi, arg) for every run of heap pages written since the last
+ * reset or scan, and protect them again. Returns the number of 4 KiB pages
+ * reported, or -1 if the kernel refused (the caller must then treat every
+ * page as written: tracking is off). */
+intptr_t ga__ww_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg) {
+  if (!ga__ww_enabled()) return -1;
+  /* Ranges are only ever added or extended: a snapshot taken here covers
+   * every page that held objects at this moment, and the lock is not held
+   * while fn runs (the heap may grow meanwhile; a range added later starts
+   * unprotected and its written pages show up in the next scan). */
+  static struct { uintptr_t lo, hi; } snap[WW_MAX_RANGES];
+  ga_mutex_lock(&ww.lock);
+  int nr = ww.nranges;
+  memcpy(snap, ww.ranges, (size_t)nr * sizeof snap[0]);
+  ga_mutex_unlock(&ww.lock);
+  enum { VEC = 256 };
+  struct page_region vec[VEC];
+  intptr_t pages = 0;
+  int saved = errno;
+  for (int i = 0; i < nr; i++) {
+    uintptr_t start = snap[i].lo, end = snap[i].hi;
+    while (start < end) {
+      struct pm_scan_arg a = {.size = sizeof a,
+                              .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+                              .start = start,
+                              .end = end,
+                              .vec = (uintptr_t)vec,
+                              .vec_len = VEC,
+                              .category_mask = PAGE_IS_WRITTEN,
+                              .return_mask = PAGE_IS_WRITTEN};
+      long n = ioctl(ww.pagemap, PAGEMAP_SCAN, &a);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        ww_off();
+        errno = saved;
+        return -1;
+      }
+      for (long k = 0; k < n; k++) {
+        pages += (intptr_t)((vec[k].end - vec[k].start) >> 12);
+        fn((uintptr_t)vec[k].start, (uintptr_t)vec[k].end, arg);
+      }
+      if (a.walk_end <= start) break; /* no progress: the kernel is done */
+      start = (uintptr_t)a.walk_end;
+    }
+  }
+  errno = saved;
+  atomic_fetch_add_explicit(&ww_pages_written, (uint64_t)pages, memory_order_relaxed);
+  return pages;
+}
+
+/* fork child: the kernel did not copy our registrations. */
+void ga__ww_after_fork_child(void) {
+  ww_off();
+  atomic_store_explicit(&ww.lock.state, 0, memory_order_relaxed);
+}
