@@ -426,10 +426,9 @@ extern int64_t ga__options_init_ns; /* ga__sys_nanotime() at that moment */
 
 /* ---- collector phase ----------------------------------------------------- */
 
-/* GC_MARK while the collector marks with the world running (mgc.c). The
- * allocator's slow paths read it: a window or large object handed out then
- * is marked at once (allocate black), and span records are not recycled
- * (mheap.c). Changed only with the world stopped. */
+/* GC_MARK while the collector marks with the world running (mgc.c): span
+ * records and bitmaps are not recycled then (mheap.c). Changed only with
+ * the world stopped. */
 enum { GC_OFF = 0, GC_MARK = 1 };
 extern _Atomic int ga__gcphase;
 

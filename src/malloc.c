@@ -57,9 +57,6 @@ static uintptr_t alloc_large(size_t size, unsigned noscan, uintptr_t align_pages
   if (s != NULL) {
     ga__storeBits(&s->allocBits[0], 1);
     ga__storeBits(&s->allocCache, 0);
-    /* Allocated black during a concurrent mark (see mbitmap.c). */
-    if (atomic_load_explicit(&ga__gcphase, memory_order_relaxed) != GC_OFF)
-      atomic_fetch_or_explicit(&s->gcmarkBits[0], 1, memory_order_relaxed);
     s->allocCount = 1;
     s->limit = s->startAddr + size;
     ga__stats_large_alloc(s->elemsize);

@@ -59,15 +59,7 @@ void ga__span_loadWindow(mspan *s, unsigned w) {
   s->windowValid = valid;
   s->windowAddr = s->startAddr + (uintptr_t)w * 64 * s->elemsize;
   s->windowFree = &s->freeBits[w];
-  uint64_t free = ~ga__loadBits(&s->allocBits[w]) & valid;
-  ga__storeBits(&s->allocCache, free);
-  /* Allocate black while the collector marks concurrently (see mgc.c): the
-   * window's free slots are marked now, once per 64 slots, so the fast path
-   * needs no test. A slot left unused stays free: sweeping keeps
-   * allocBits & gcmarkBits. */
-  if (GA_UNLIKELY(atomic_load_explicit(&ga__gcphase, memory_order_relaxed) != GC_OFF) &&
-      free != 0)
-    atomic_fetch_or_explicit(&s->gcmarkBits[w], free, memory_order_relaxed);
+  ga__storeBits(&s->allocCache, ~ga__loadBits(&s->allocBits[w]) & valid);
 }
 
 void ga__span_syncWindow(mspan *s) {

@@ -11,13 +11,11 @@
  *      data/BSS roots (dl_iterate_phdr takes the loader's lock, so it is done
  *      while the world still runs), write-protect the heap (every store from
  *      here on is recorded);
- *   2. stop the world (short): ga__gcphase = GC_MARK (allocate black: the
- *      slow paths mark each window they hand out, and large objects), grey
- *      the roots;
+ *   2. stop the world (short): ga__gcphase = GC_MARK, grey the roots;
  *   3. start the world; mark concurrently on the collector's thread
- *      (ncpu/4 markers, at least one, as Go's 25 % rule), then "preclean":
- *      rescan the marked objects on pages written meanwhile, a few rounds
- *      while that shrinks;
+ *      (ncpu/4 markers, at least one, as Go's 25 % rule), in rounds: drain,
+ *      rescan the marked objects on pages written meanwhile, and grey the
+ *      roots again in a brief stop, until a round finds little to do;
  *   4. stop the world (mark termination): rescan the pages written since the
  *      last round and the roots, drain with every core, settle finalizers;
  *      sweepgen += 2, sweep the spans in caches, make every other span
@@ -27,14 +25,16 @@
  *      (lazily, in the background, in proportion to allocation); finalizers
  *      run on their own thread (mfinal.c).
  * Correctness: an object reachable at termination is reachable from a root
- * (rescanned at 4) or from a marked object; a marked object either was
+ * (rescanned at 4) through marked objects; a marked object either was
  * scanned after its last pointer store, or was stored into after the heap
  * was protected, so its page is reported written and it is rescanned at 3
  * or 4 (a page's report is consumed and re-protected before its rescan).
- * Objects allocated during the mark are marked without being scanned: every
- * pointer in them was stored after the protection. A span freed during the
- * mark keeps its storage until the end (mheap.c), so markers reading stale
- * span records never write into reused memory.
+ * Allocation stays white (Go allocates black): objects the program
+ * allocates during the mark are traced only if still reachable at a root
+ * rescan, and most die young, so a fast allocator does not flood the
+ * rescans with new objects. A span freed during the mark keeps its storage
+ * until the end (mheap.c), so markers reading stale span records never
+ * write into reused memory.
  * Without the write watch (older kernels, valgrind, a fork child,
  * GOALLOC_GC_CONCURRENT=0) steps 2-4 are one stop-the-world mark.
  *
@@ -212,14 +212,14 @@ static void gc_cycle_locked(bool forced) {
   ga__stop_the_world();
   ga__finish_sweep(); /* spans swept concurrently since: none may be left */
   uint64_t atmark = (uint64_t)atomic_load(&ga__heapLive);
-  uint64_t marked;
+  uint64_t marked, roundPause = 0;
   int64_t t2, t3, t4;
   if (concurrent) {
     atomic_store(&ga__gcphase, GC_MARK);
     ga__gc_mark_start();
     t2 = ga__sys_nanotime();
     ga__start_the_world();
-    ga__gc_mark_concurrent(cworkers);
+    roundPause = ga__gc_mark_concurrent(cworkers);
     t3 = ga__sys_nanotime();
     ga__stop_the_world();
     marked = ga__gc_mark_terminate(workers);
@@ -228,12 +228,9 @@ static void gc_cycle_locked(bool forced) {
     t2 = t3 = ga__sys_nanotime();
     marked = ga__gc_mark(workers);
   }
-  /* Objects allocated during a concurrent mark were marked without being
-   * counted: they are live too (Go counts them in heapMarked). */
   uint64_t now = (uint64_t)atomic_load(&ga__heapLive);
-  uint64_t markAlloc = concurrent && now > atmark ? now - atmark : 0;
-  uint64_t live = marked + markAlloc;
-  if (concurrent) gc.markAlloc = markAlloc;
+  uint64_t live = marked;
+  if (concurrent) gc.markAlloc = now > atmark ? now - atmark : 0;
   int64_t goal = commit(live, concurrent);
   ga__gc_sweep_start(live, (uint64_t)atomic_load(&gc.trigger));
   atomic_store(&ga__gcWanted, 0);
@@ -245,7 +242,7 @@ static void gc_cycle_locked(bool forced) {
   }
 
   uint64_t n = ++gc.numgc;
-  uint64_t pause = (uint64_t)(t2 - t1) + (uint64_t)(t4 - t3);
+  uint64_t pause = (uint64_t)(t2 - t1) + roundPause + (uint64_t)(t4 - t3);
   uint64_t cpu = (uint64_t)(t1 - t0) + (uint64_t)(t2 - t1) +
                  (uint64_t)(t3 - t2) * (uint64_t)(concurrent ? cworkers : workers) +
                  (uint64_t)(t4 - t3) * (uint64_t)workers;

@@ -84,11 +84,12 @@ void ga__mcache_for_each_all(void (*fn)(mcache *c, void *arg), void *arg);
 
 /* Concurrent marking (world running between ga__gc_mark_start and
  * ga__gc_mark_terminate; see mgc.c). start: world stopped, marks the roots
- * and makes allocation black. concurrent: world running, drains and
- * rescans written pages until little is left. terminate: world stopped,
+ * (allocation stays white). concurrent: world running, drains and
+ * rescans written pages, with brief stops to grey the roots again, until
+ * little is left. terminate: world stopped,
  * rescans written pages and the roots, finishes; returns bytes marked. */
 void ga__gc_mark_start(void);
-void ga__gc_mark_concurrent(int nworkers);
+uint64_t ga__gc_mark_concurrent(int nworkers); /* ns stopped */
 uint64_t ga__gc_mark_terminate(int nworkers);
 /* Forget helper threads (fork child: they do not exist there). */
 void ga__gc_mark_after_fork_child(void);

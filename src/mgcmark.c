@@ -44,16 +44,27 @@
 extern _Atomic uintptr_t ga__heapMin, ga__heapMax;
 
 /* Several workers mark at once: set mark bits with an atomic fetch-or. With
- * one worker a plain store does, and the lock prefix was most of the cost
- * of marking (perf, binary-trees). A mutator setting bits at the same time
- * (allocate black, mbitmap.c) uses a fetch-or; a plain store of ours may
- * undo one of its bits, which only makes that new object white: it is then
- * marked like any other object, if reachable. */
+ * one worker a plain store does (the program never writes mark bits), and
+ * the lock prefix was most of the cost of marking (perf, binary-trees). */
 static bool mark_atomic;
 /* The world is running (concurrent mark): read span state with acquire and
  * "allocated" through the window's seqlock, since owners are moving their
  * windows under us. */
 static bool mark_concurrent;
+
+/* "Is slot idx allocated?" with the world running. A span in no cache has
+ * its truth in allocBits, which only frees change meanwhile (nobody
+ * allocates from an uncached span; uncacheSpan writes the window back
+ * before it clears `cache`). A cached span's window moves under us: read it
+ * through the window's seqlock. The pointer being tested was read from
+ * memory first: if it points to an object allocated from a cached span,
+ * that span's `cache` was set before the object existed, so this load
+ * (address-dependent on the pointer, and acquire) sees it set. */
+static inline __attribute__((always_inline)) bool allocated_conc(mspan *s, uintptr_t idx) {
+  if (atomic_load_explicit(&s->cache, memory_order_acquire) == NULL)
+    return (ga__loadBits(&s->allocBits[idx >> 6]) >> (idx & 63)) & 1;
+  return ga__span_isAllocatedAny(s, idx);
+}
 
 /* Mark the object containing p if it is allocated and not yet marked.
  * Returns the object base if it was newly marked and must be scanned. */
@@ -71,7 +82,7 @@ greyobject_t(uint64_t *bytes, uintptr_t p, uintptr_t *end, bool conc) {
   _Atomic uint64_t *w = &s->gcmarkBits[idx >> 6];
   uint64_t old = ga__loadBits(w);
   if (old & m) return 0;
-  if (conc ? !ga__span_isAllocatedAny(s, idx) : !ga__span_isAllocated(s, idx))
+  if (conc ? !allocated_conc(s, idx) : !ga__span_isAllocated(s, idx))
     return 0;
   if (mark_atomic) {
     if (atomic_fetch_or_explicit(w, m, memory_order_relaxed) & m) return 0;
@@ -472,34 +483,18 @@ uint64_t ga__gc_mark(int nworkers) {
   return mark_end();
 }
 
-/* Allocate black from here on: every free slot of each cache's current
- * window is marked now (later windows are marked as they are loaded,
- * mbitmap.c), so that what the program allocates during the mark is
- * neither traced nor freed by this cycle. Pointers it stores into those
- * objects are found by the written-page rescans. */
-static void premark_cb(mcache *c, void *arg) {
-  (void)arg;
-  for (unsigned i = 0; i < GA_NUM_CENTRALS; i++) {
-    mspan *s = c->alloc[i];
-    if (s == &ga__emptyspan) continue;
-    uint64_t free = ga__loadBits(&s->allocCache);
-    if (free) atomic_fetch_or_explicit(&s->gcmarkBits[s->freeindex >> 6], free,
-                                       memory_order_relaxed);
-  }
-}
-
 void ga__gc_mark_start(void) {
-  mark_atomic = true;
+  mark_atomic = false;
   mark_begin();
-  ga__mcache_for_each(premark_cb, NULL);
   mark_roots(&markg);
 }
 
 /* Rescan the marked objects that overlap the written pages [lo, hi): a
- * pointer stored into an object after it was scanned (or after it was
- * allocated black) is found here. Exact "allocated" with the world stopped;
- * through the seqlock while it runs (then a marked free slot, such as an
- * unused black slot of a window, is skipped, not scanned for garbage). */
+ * pointer stored into an object after it was scanned is found here. Exact
+ * "allocated" with the world stopped, through allocated_conc while it runs
+ * (a marked slot freed since is skipped, not scanned for garbage). Pages of
+ * objects allocated during the mark are written but hold no marked object
+ * unless one was traced: a mark-bit word at a time is skipped. */
 typedef struct {
   gcw *g;
   bool conc;
@@ -523,15 +518,20 @@ static void rescan_written(uintptr_t lo, uintptr_t hi, void *arg) {
     if (!(s->spanclass & 1)) {
       if (s->divMul == 0) { /* large: only the written part can be new */
         if ((ga__loadBits(&s->gcmarkBits[0]) & 1) &&
-            (rc->conc ? ga__span_isAllocatedAny(s, 0) : ga__span_isAllocated(s, 0)))
+            (rc->conc ? allocated_conc(s, 0) : ga__span_isAllocated(s, 0)))
           scanblock(g, p, b);
       } else {
         uintptr_t i = ga__objIndex(s, p - s->startAddr);
         uintptr_t last = ga__objIndex(s, b - 1 - s->startAddr);
         if (last >= s->nelems) last = (uintptr_t)s->nelems - 1;
         for (; i <= last && i < s->nelems; i++) {
-          if (!((ga__loadBits(&s->gcmarkBits[i >> 6]) >> (i & 63)) & 1)) continue;
-          if (!(rc->conc ? ga__span_isAllocatedAny(s, i) : ga__span_isAllocated(s, i)))
+          uint64_t mw = ga__loadBits(&s->gcmarkBits[i >> 6]) >> (i & 63);
+          if (mw == 0) { /* nothing marked up to the end of this word */
+            i |= 63;
+            continue;
+          }
+          if (!(mw & 1)) continue;
+          if (!(rc->conc ? allocated_conc(s, i) : ga__span_isAllocated(s, i)))
             continue;
           uintptr_t base = s->startAddr + i * s->elemsize;
           scanblock(g, base, base + s->elemsize);
@@ -542,23 +542,46 @@ static void rescan_written(uintptr_t lo, uintptr_t hi, void *arg) {
   }
 }
 
-/* Preclean rounds stop when a scan finds fewer written pages than this (the
- * rest is left to the final pause) or after PRECLEAN_MAX rounds. */
-enum { PRECLEAN_PAGES = 512, PRECLEAN_MAX = 4 };
+/* The concurrent phase, in rounds: drain; rescan the marked objects on
+ * pages written meanwhile (consuming and re-arming the write watch); drain;
+ * then, in a brief stop, grey the roots again, so that objects the program
+ * allocated meanwhile (white) and still holds are traced now rather than in
+ * the final pause. Each round has less left to do than the one before
+ * unless the program outruns the marker; the rounds end when one finds
+ * little (ROUND_BYTES newly marked and ROUND_PAGES written) or after
+ * MAX_ROUNDS, and the final pause does what is left. Returns the time the
+ * world was stopped for the root rescans. */
+enum { ROUND_PAGES = 64, ROUND_BYTES = 256 << 10, MAX_ROUNDS = 6 };
 
-void ga__gc_mark_concurrent(int nworkers) {
-  mark_atomic = nworkers > 1;
-  mark_concurrent = true;
-  VG_SCAN_BEGIN();
-  drain_parallel(&markg, nworkers);
-  for (int round = 0; round < PRECLEAN_MAX; round++) {
+static uint64_t marked_so_far(void) {
+  return markg.bytes + atomic_load(&work.bytesMarked);
+}
+
+uint64_t ga__gc_mark_concurrent(int nworkers) {
+  uint64_t stopped = 0;
+  for (int round = 0;; round++) {
+    uint64_t b0 = marked_so_far();
+    mark_atomic = nworkers > 1;
+    mark_concurrent = true;
+    VG_SCAN_BEGIN();
+    drain_parallel(&markg, nworkers);
     rescan_ctx rc = {&markg, true};
     intptr_t n = ga__ww_scan(rescan_written, &rc);
     drain_parallel(&markg, nworkers);
-    if (n < PRECLEAN_PAGES) break; /* also n < 0: tracking failed */
+    VG_SCAN_END();
+    mark_concurrent = false;
+    if (n < 0) break; /* tracking failed: termination rescans everything */
+    if (round + 1 >= MAX_ROUNDS ||
+        (n < ROUND_PAGES && marked_so_far() - b0 < ROUND_BYTES))
+      break;
+    int64_t t = ga__sys_nanotime();
+    ga__stop_the_world();
+    mark_atomic = false;
+    mark_roots(&markg);
+    ga__start_the_world();
+    stopped += (uint64_t)(ga__sys_nanotime() - t);
   }
-  VG_SCAN_END();
-  mark_concurrent = false;
+  return stopped;
 }
 
 /* Tracking failed mid-cycle: every page may have been written. */
