@@ -48,8 +48,8 @@
  * `marked` to the goal (Go's trigger sits between 0.7 and 0.95 of the
  * runway), so that marking ends near the goal; a stop-the-world cycle
  * starts at the goal. A thread that allocates past the goal while a cycle
- * marks waits for the cycle's end (Go makes it assist; the marker is
- * already on another core). The check happens only on span refills and
+ * marks helps it (Go's mark assist: it joins the running drain) until the
+ * cycle ends. The check happens only on span refills and
  * large allocations (never per object), when the thread leaves the slow
  * path (a safe point).
  *
@@ -177,9 +177,10 @@ static int concurrent_workers(void) {
  * A concurrent cycle must start early enough that marking ends before the
  * heap reaches the goal: Go's pacer estimates how much the program
  * allocates during a mark; here it is simply what it allocated during the
- * last one (gc.markAlloc), plus a quarter, kept between 40 % and 95 % of
- * the runway (Go keeps 70-95 % and lets assists absorb the rest; goalloc's
- * program would wait instead, which is a pause). */
+ * last one (gc.markAlloc), plus a quarter, kept between 5 % and 95 % of
+ * the runway (Go keeps 70-95 % and lets assists absorb the rest: a marker
+ * that cannot keep up with the program's allocation here simply starts
+ * earlier, up to right after the previous cycle, and assists do the rest). */
 static int64_t commit(uint64_t live, bool concurrent) {
   gc.heapMarked = live;
   int64_t goal = heap_goal(live);
@@ -187,7 +188,7 @@ static int64_t commit(uint64_t live, bool concurrent) {
   if (concurrent && goal != INT64_MAX && goal > (int64_t)live) {
     int64_t runway = goal - (int64_t)live;
     int64_t early = (int64_t)gc.markAlloc + (int64_t)gc.markAlloc / 4;
-    if (early > runway / 10 * 6) early = runway / 10 * 6;
+    if (early > runway / 20 * 19) early = runway / 20 * 19;
     if (early < runway / 20) early = runway / 20;
     trigger = goal - early;
   }
@@ -319,15 +320,6 @@ static bool worker_request(void) {
   return true;
 }
 
-/* Wait for the collector's thread to finish a cycle (at a safe point: the
- * world can be stopped while we wait). */
-static void wait_cycle_end(uint32_t since) {
-  uint32_t d;
-  while ((d = atomic_load_explicit(&gc.doneEpoch, memory_order_acquire)) == since &&
-         atomic_load(&gc.running))
-    ga__sys_futex_wait((uint32_t *)&gc.doneEpoch, d);
-}
-
 /* Without the write watch a cycle stops the world from start to end: run
  * it right here (the caller's own stack is then scanned as a root too). */
 static bool gc_cycle_here(bool forced) {
@@ -357,8 +349,11 @@ void ga__gc_from_trigger(void) {
     /* A cycle is marking: past the goal, wait for it rather than let the
      * heap run away from a marker that cannot keep up. */
     if (atomic_load(&ga__heapLive) >= atomic_load(&gc.goal) &&
-        !atomic_load(&gc.disabled))
-      wait_cycle_end(atomic_load(&gc.doneEpoch));
+        !atomic_load(&gc.disabled)) {
+      uint32_t since = atomic_load(&gc.doneEpoch);
+      while (atomic_load(&gc.running) && atomic_load(&gc.doneEpoch) == since)
+        ga__gc_assist();
+    }
     return;
   }
   if (!worker_request()) gc_cycle_here(false);

@@ -91,6 +91,9 @@ void ga__mcache_for_each_all(void (*fn)(mcache *c, void *arg), void *arg);
 void ga__gc_mark_start(void);
 uint64_t ga__gc_mark_concurrent(int nworkers); /* ns stopped */
 uint64_t ga__gc_mark_terminate(int nworkers);
+/* A mutator past the goal helps the running concurrent drain (see
+ * mgcmark.c). False if none was running. */
+bool ga__gc_assist(void);
 /* Forget helper threads (fork child: they do not exist there). */
 void ga__gc_mark_after_fork_child(void);
 

@@ -26,6 +26,7 @@
  */
 #define _GNU_SOURCE
 #include <link.h>
+#include <sched.h>
 #include <string.h>
 
 #include "mgc.h"
@@ -116,7 +117,8 @@ static struct {
   workbuf *full;   /* published work */
   workbuf *empty;  /* recycled buffers */
   _Atomic int nidle;
-  int nworkers;
+  int nworkers;    /* participants of the current drain (work.lock) */
+  int active;      /* a drain that assists may join is running (work.lock) */
   _Atomic int done;
   _Atomic uint64_t bytesMarked;
 } work;
@@ -135,16 +137,26 @@ static workbuf *wb_get_empty(void) {
   return b;
 }
 
+static _Atomic uint32_t drain_epoch; /* bumped when a drain starts or ends,
+                                        and when work is published for an
+                                        assist */
+static _Atomic int assists_wanted;
+
 static void wb_publish(workbuf *b) {
   ga_mutex_lock(&work.lock);
   b->next = work.full;
   __atomic_store_n(&work.full, b, __ATOMIC_RELEASE); /* idle workers peek */
   ga_mutex_unlock(&work.lock);
+  if (atomic_load_explicit(&assists_wanted, memory_order_relaxed) > 0) {
+    atomic_fetch_add_explicit(&drain_epoch, 1, memory_order_release);
+    ga__sys_futex_wake((uint32_t *)&drain_epoch, INT32_MAX);
+  }
 }
 
 typedef struct gcw {
   workbuf *cur;
   uint64_t bytes;
+  bool assist; /* a mutator's (ga__gc_assist): leaves instead of idling */
 } gcw;
 
 static inline void gcw_put(gcw *g, uintptr_t base, uintptr_t end) {
@@ -227,7 +239,8 @@ static void drain(gcw *g) {
       pf_n--;
       scanblock(g, base, end);
       if ((++k & 63) == 0 && g->cur->n >= 16 &&
-          atomic_load_explicit(&work.nidle, memory_order_relaxed) > 0 &&
+          (atomic_load_explicit(&work.nidle, memory_order_relaxed) > 0 ||
+           atomic_load_explicit(&assists_wanted, memory_order_relaxed) > 0) &&
           __atomic_load_n(&work.full, __ATOMIC_RELAXED) == NULL)
         balance(g);
     }
@@ -246,6 +259,15 @@ static void drain(gcw *g) {
         ga_mutex_unlock(&work.lock);
         return;
       }
+      if (g->assist) {
+        /* A mutator never waits for work here: it leaves, and the drain
+         * ends if everyone left is idle. */
+        work.nworkers--;
+        if (work.nidle == work.nworkers)
+          atomic_store_explicit(&work.done, 1, memory_order_release);
+        ga_mutex_unlock(&work.lock);
+        return;
+      }
       work.nidle++;
       if (work.nidle == work.nworkers) {
         atomic_store_explicit(&work.done, 1, memory_order_release);
@@ -253,10 +275,17 @@ static void drain(gcw *g) {
         return;
       }
       ga_mutex_unlock(&work.lock);
-      /* Wait for work or the end, without holding the lock. */
-      while (!atomic_load_explicit(&work.done, memory_order_acquire) &&
-             __atomic_load_n(&work.full, __ATOMIC_ACQUIRE) == NULL)
-        __builtin_ia32_pause();
+      /* Wait for work or the end, without holding the lock; yield the CPU
+       * once the wait is not short (an assisting mutator holding the work
+       * may need this core). */
+      for (unsigned spin = 0; !atomic_load_explicit(&work.done, memory_order_acquire) &&
+                              __atomic_load_n(&work.full, __ATOMIC_ACQUIRE) == NULL;
+           spin++) {
+        if (spin < 256)
+          __builtin_ia32_pause();
+        else
+          sched_yield();
+      }
       ga_mutex_lock(&work.lock);
       work.nidle--;
     }
@@ -278,7 +307,7 @@ static void *mark_helper(void *arg) {
     while ((e = atomic_load_explicit(&helper_epoch, memory_order_acquire)) == seen)
       ga__sys_futex_wait((uint32_t *)&helper_epoch, seen);
     seen = e;
-    gcw g = {wb_get_empty(), 0};
+    gcw g = {wb_get_empty(), 0, false};
     VG_SCAN_BEGIN();
     drain(&g);
     VG_SCAN_END();
@@ -408,13 +437,27 @@ bool ga__gc_is_marked(uintptr_t p) {
   return (ga__loadBits(&s->gcmarkBits[idx >> 6]) >> (idx & 63)) & 1;
 }
 
-/* Run the parallel drain with the helpers until no grey object is left. */
-static void drain_parallel(gcw *g, int nworkers) {
+/* Mutator assists (Go's gcAssistAlloc): a thread that allocated past the
+ * goal while the collector marks joins the running drain instead of
+ * sleeping until the cycle ends. */
+static _Atomic int assists_active;
+
+/* Run the parallel drain with the helpers until no grey object is left.
+ * `joinable`: assists may join (concurrent phase; mark bits are then set
+ * atomically). */
+static void drain_parallel_j(gcw *g, int nworkers, bool joinable) {
   if (nworkers > 1) start_helpers(nworkers - 1);
   int nh = nworkers > 1 ? nhelpers : 0;
+  ga_mutex_lock(&work.lock);
   work.nworkers = nh + 1;
   work.nidle = 0;
   atomic_store(&work.done, 0);
+  work.active = joinable;
+  ga_mutex_unlock(&work.lock);
+  if (joinable) {
+    atomic_fetch_add_explicit(&drain_epoch, 1, memory_order_release);
+    ga__sys_futex_wake((uint32_t *)&drain_epoch, INT32_MAX);
+  }
   if (nh > 0) {
     /* Share the roots' work before the helpers start looking. */
     if (g->cur->n > 0) {
@@ -429,6 +472,58 @@ static void drain_parallel(gcw *g, int nworkers) {
   int r;
   while ((r = atomic_load_explicit(&helpers_running, memory_order_acquire)) > 0)
     ga__sys_futex_wait((uint32_t *)&helpers_running, (uint32_t)r);
+  if (joinable) {
+    ga_mutex_lock(&work.lock);
+    work.active = 0;
+    ga_mutex_unlock(&work.lock);
+    while ((r = atomic_load_explicit(&assists_active, memory_order_acquire)) > 0)
+      ga__sys_futex_wait((uint32_t *)&assists_active, (uint32_t)r);
+    atomic_fetch_add_explicit(&drain_epoch, 1, memory_order_release);
+    ga__sys_futex_wake((uint32_t *)&drain_epoch, INT32_MAX);
+  }
+}
+
+static void drain_parallel(gcw *g, int nworkers) { drain_parallel_j(g, nworkers, false); }
+
+/* Join the running concurrent drain, if any, until it is done. The caller
+ * is a mutator at a safe point; it cannot be stopped while it holds grey
+ * objects (ga__mallocing), and a drain only ends when every participant's
+ * buffer is empty. Returns false if there was no drain to join (then it
+ * waits, briefly, for one to start). */
+bool ga__gc_assist(void) {
+  uint32_t e = atomic_load_explicit(&drain_epoch, memory_order_acquire);
+  ga__mallocing++;
+  atomic_signal_fence(memory_order_seq_cst);
+  ga_mutex_lock(&work.lock);
+  bool join = work.active && !atomic_load(&work.done) && work.full != NULL;
+  if (join) {
+    work.nworkers++;
+    atomic_fetch_add(&assists_active, 1);
+  }
+  ga_mutex_unlock(&work.lock);
+  if (join) {
+    gcw g = {wb_get_empty(), 0, true};
+    VG_SCAN_BEGIN();
+    drain(&g);
+    VG_SCAN_END();
+    atomic_fetch_add(&work.bytesMarked, g.bytes);
+    ga_mutex_lock(&work.lock);
+    g.cur->next = work.empty;
+    work.empty = g.cur;
+    ga_mutex_unlock(&work.lock);
+    atomic_fetch_sub_explicit(&assists_active, 1, memory_order_release);
+    ga__sys_futex_wake((uint32_t *)&assists_active, 1);
+  }
+  atomic_signal_fence(memory_order_seq_cst);
+  if (--ga__mallocing == 0 && ga__stopPending) ga__stop_self_pending();
+  if (!join) {
+    /* Ask the markers to share, and wait a little for it (or for the next
+     * drain, or the cycle's end, which bumps drain_epoch too). */
+    atomic_fetch_add(&assists_wanted, 1);
+    ga__sys_futex_wait_ns((uint32_t *)&drain_epoch, e, 100000);
+    atomic_fetch_sub(&assists_wanted, 1);
+  }
+  return join;
 }
 
 /* ---- the mark phases ------------------------------------------------------ */
@@ -561,13 +656,13 @@ uint64_t ga__gc_mark_concurrent(int nworkers) {
   uint64_t stopped = 0;
   for (int round = 0;; round++) {
     uint64_t b0 = marked_so_far();
-    mark_atomic = nworkers > 1;
+    mark_atomic = true; /* assists may join */
     mark_concurrent = true;
     VG_SCAN_BEGIN();
-    drain_parallel(&markg, nworkers);
+    drain_parallel_j(&markg, nworkers, true);
     rescan_ctx rc = {&markg, true};
     intptr_t n = ga__ww_scan(rescan_written, &rc);
-    drain_parallel(&markg, nworkers);
+    drain_parallel_j(&markg, nworkers, true);
     VG_SCAN_END();
     mark_concurrent = false;
     if (n < 0) break; /* tracking failed: termination rescans everything */
