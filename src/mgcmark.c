@@ -46,8 +46,10 @@ extern _Atomic uintptr_t ga__heapMin, ga__heapMax;
 
 /* Several workers mark at once: set mark bits with an atomic fetch-or. With
  * one worker a plain store does (the program never writes mark bits), and
- * the lock prefix was most of the cost of marking (perf, binary-trees). */
-static bool mark_atomic;
+ * the lock prefix was most of the cost of marking (perf, binary-trees). A
+ * drain starts plain with one marker; a mark assist (ga__gc_assist) joins
+ * only after the marker has switched to atomic (see drain). */
+static _Atomic bool mark_atomic;
 /* The world is running (concurrent mark): read span state with acquire and
  * "allocated" through the window's seqlock, since owners are moving their
  * windows under us. */
@@ -85,7 +87,7 @@ greyobject_t(uint64_t *bytes, uintptr_t p, uintptr_t *end, bool conc) {
   if (old & m) return 0;
   if (conc ? !allocated_conc(s, idx) : !ga__span_isAllocated(s, idx))
     return 0;
-  if (mark_atomic) {
+  if (atomic_load_explicit(&mark_atomic, memory_order_relaxed)) {
     if (atomic_fetch_or_explicit(w, m, memory_order_relaxed) & m) return 0;
   } else {
     ga__storeBits(w, old | m); /* one marker: no lock prefix (~3x faster) */
@@ -239,10 +241,17 @@ static void drain(gcw *g) {
       pf_n--;
       scanblock(g, base, end);
       if ((++k & 63) == 0 && g->cur->n >= 16 &&
-          (atomic_load_explicit(&work.nidle, memory_order_relaxed) > 0 ||
-           atomic_load_explicit(&assists_wanted, memory_order_relaxed) > 0) &&
-          __atomic_load_n(&work.full, __ATOMIC_RELAXED) == NULL)
-        balance(g);
+          __atomic_load_n(&work.full, __ATOMIC_RELAXED) == NULL) {
+        if (atomic_load_explicit(&work.nidle, memory_order_relaxed) > 0) {
+          balance(g);
+        } else if (atomic_load_explicit(&assists_wanted, memory_order_relaxed) > 0) {
+          /* From here on mark bits are set atomically (a second marker is
+           * coming); an assist joins only after it sees this, and this
+           * store precedes the publication that lets it in. */
+          atomic_store_explicit(&mark_atomic, true, memory_order_relaxed);
+          balance(g);
+        }
+      }
     }
     /* Local work done: take published work, or go idle. */
     ga_mutex_lock(&work.lock);
@@ -495,7 +504,8 @@ bool ga__gc_assist(void) {
   ga__mallocing++;
   atomic_signal_fence(memory_order_seq_cst);
   ga_mutex_lock(&work.lock);
-  bool join = work.active && !atomic_load(&work.done) && work.full != NULL;
+  bool join = work.active && !atomic_load(&work.done) && work.full != NULL &&
+              atomic_load_explicit(&mark_atomic, memory_order_relaxed);
   if (join) {
     work.nworkers++;
     atomic_fetch_add(&assists_active, 1);
@@ -571,7 +581,7 @@ static void mark_finish(gcw *g, int nworkers) {
 }
 
 uint64_t ga__gc_mark(int nworkers) {
-  mark_atomic = nworkers > 1;
+  atomic_store(&mark_atomic, nworkers > 1);
   mark_begin();
   mark_roots(&markg);
   mark_finish(&markg, nworkers);
@@ -579,7 +589,7 @@ uint64_t ga__gc_mark(int nworkers) {
 }
 
 void ga__gc_mark_start(void) {
-  mark_atomic = false;
+  atomic_store(&mark_atomic, false);
   mark_begin();
   mark_roots(&markg);
 }
@@ -656,7 +666,7 @@ uint64_t ga__gc_mark_concurrent(int nworkers) {
   uint64_t stopped = 0;
   for (int round = 0;; round++) {
     uint64_t b0 = marked_so_far();
-    mark_atomic = true; /* assists may join */
+    atomic_store(&mark_atomic, nworkers > 1); /* until an assist joins */
     mark_concurrent = true;
     VG_SCAN_BEGIN();
     drain_parallel_j(&markg, nworkers, true);
@@ -671,7 +681,7 @@ uint64_t ga__gc_mark_concurrent(int nworkers) {
       break;
     int64_t t = ga__sys_nanotime();
     ga__stop_the_world();
-    mark_atomic = false;
+    atomic_store(&mark_atomic, false);
     mark_roots(&markg);
     ga__start_the_world();
     stopped += (uint64_t)(ga__sys_nanotime() - t);
@@ -690,7 +700,7 @@ static void rescan_all(rescan_ctx *rc) {
 }
 
 uint64_t ga__gc_mark_terminate(int nworkers) {
-  mark_atomic = nworkers > 1;
+  atomic_store(&mark_atomic, nworkers > 1);
   rescan_ctx rc = {&markg, false};
   VG_SCAN_BEGIN();
   if (ga__ww_scan(rescan_written, &rc) < 0) rescan_all(&rc);

@@ -87,6 +87,9 @@ static void ww_off(void) {
 /* Heap init (before the first arena is mapped). */
 void ga__ww_init(void) {
   if (!ga__option_get(GA_OPT_GC_CONCURRENT) || !ga__collector_wanted()) return;
+#if GA_VALGRIND_BUILD
+  if (RUNNING_ON_VALGRIND) return; /* valgrind knows no userfaultfd */
+#endif
   int saved = errno;
   int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
   if (fd < 0) goto out;
