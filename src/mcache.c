@@ -13,8 +13,32 @@
  * Refill (Go's mcache.refill): when the window of the cached span is used
  * up, first fold in frees made through freeBits and move the window to the
  * next one with a free slot (wrapping round, so frees behind the window are
- * found); only a span with no free slot at all goes back to mcentral in
- * exchange for another.
+ * found). A span with no free slot at all is parked, and the class
+ * continues from a parked span that has room again, or else from mcentral.
+ *
+ * Parked spans (where goalloc departs from Go, after mimalloc's pages that
+ * stay with their thread heap). Go's mcache gives a full span back to
+ * mcentral; goalloc used to, and then every later free of an object in it,
+ * even by the thread that filled it, took the remote path: an atomic
+ * fetch-or and a seqlock read, two thirds of the free time of malloc-batch
+ * (perf). A parked span stays cached and owned (cache == owner == c, window
+ * kept as it was), so the owner frees into it without atomics, exactly as
+ * into the current span, and other threads as into any cached span. It is
+ * on a per-class ring of the cache (mspan.next/prev; only this thread
+ * touches it). Room: a parked span was full when parked, so it has room
+ * again once the owner freed into it (localFrees moved past parkFrees) or a
+ * remote free or the collector left bits in freeBits (remotePending). Refill
+ * takes the parked span with the most owner frees, else one with remote
+ * frees pending.
+ *
+ * Hoarding is bounded: at most PARK_CLASS_BYTES per class and
+ * PARK_CACHE_BYTES per cache; past that the oldest parked span of the class
+ * goes back to mcentral (uncacheSpan: folded, listed, or freed to mheap when
+ * empty). Parked spans are returned like the current ones by releaseAll
+ * (thread exit, ga_thread_flush), swept in place by the collector like them
+ * (ga__mcache_for_each_span), and never move their window while parked: a
+ * window moves only in the current span (nextWindow) or under an mcentral
+ * lock, so the fork child still finds every open window seqlock in alloc[].
  *
  * Thread exit: a pthread key destructor gives every cached span back
  * (releaseAll) and recycles the mcache record, so programs that create and
@@ -83,15 +107,84 @@ static bool span_has_room(mspan *s) {
   return ga__span_nextWindow(s);
 }
 
-/* Swap the used-up span of c->alloc[ci] for one with room (Go's
- * mcache.refill); NULL if out of memory. */
-static mspan *refill(mcache *c, unsigned ci) {
-  mspan *s = c->alloc[ci];
-  if (s != &ga__emptyspan) {
-    c->alloc[ci] = &ga__emptyspan;
+/* Bounds on parked spans. Per class: 128 KiB is 16 one-page spans, room
+ * for a burst of ~1000 live objects of one size up to 128 bytes (the
+ * malloc-batch workload needs 1-4 spans per class). Per cache: 1 MiB, so a
+ * thread that touched many classes keeps at most that much beyond its
+ * current spans (test_reuse allows 8 MiB of growth). */
+#define PARK_CLASS_BYTES ((uintptr_t)128 << 10)
+#define PARK_CACHE_BYTES ((uintptr_t)1 << 20)
+
+static inline uintptr_t span_bytes(const mspan *s) {
+  return s->npages * GA_PAGE_SIZE;
+}
+
+static void unpark(mcache *c, unsigned ci, mspan *s) {
+  ga__spanlist_remove(&c->parked[ci], s);
+  c->nparked[ci]--;
+  c->parkedBytes -= span_bytes(s);
+}
+
+/* Give the oldest parked span of class ci back to mcentral. */
+static void release_oldest(mcache *c, unsigned ci) {
+  mspan *s = c->parked[ci];
+  unpark(c, ci, s);
+  ga__mcentral_uncacheSpan(s);
+}
+
+/* Park s, the used-up current span of class ci, or give it back to mcentral
+ * when it is not ours to free into (tiny spans, finalizers) or the bounds
+ * say so. */
+static void park(mcache *c, unsigned ci, mspan *s) {
+  uintptr_t b = span_bytes(s);
+  if (atomic_load_explicit(&s->owner, memory_order_relaxed) != c) {
     ga__mcentral_uncacheSpan(s);
+    return;
   }
-  s = ga__mcentral_cacheSpan(ci, c);
+  while (c->parked[ci] != NULL &&
+         ((c->nparked[ci] + 1u) * b > PARK_CLASS_BYTES ||
+          c->parkedBytes + b > PARK_CACHE_BYTES))
+    release_oldest(c, ci);
+  if (c->parkedBytes + b > PARK_CACHE_BYTES) {
+    ga__mcentral_uncacheSpan(s); /* other classes hold the budget */
+    return;
+  }
+  s->parkFrees = s->localFrees;
+  ga__spanlist_insert(&c->parked[ci], s);
+  c->nparked[ci]++;
+  c->parkedBytes += b;
+}
+
+/* The parked span of class ci with the most room, taken off the ring, or
+ * NULL if none has any. */
+static mspan *take_parked(mcache *c, unsigned ci) {
+  mspan *h = c->parked[ci], *s = h, *best = NULL;
+  if (h == NULL) return NULL;
+  uint32_t most = 0;
+  do {
+    uint32_t freed = s->localFrees - s->parkFrees;
+    if (freed > most ||
+        (best == NULL &&
+         atomic_load_explicit(&s->remotePending, memory_order_relaxed))) {
+      best = s;
+      most = freed;
+    }
+    s = s->next;
+  } while (s != h);
+  if (best != NULL) unpark(c, ci, best);
+  return best;
+}
+
+/* Swap the used-up span of c->alloc[ci] for one with room (Go's
+ * mcache.refill): a parked span with room, else one from mcentral; the
+ * used-up one is parked. NULL if out of memory. */
+static mspan *refill(mcache *c, unsigned ci) {
+  mspan *old = c->alloc[ci];
+  c->alloc[ci] = &ga__emptyspan;
+  /* Look before parking old: it was just found full. */
+  mspan *s = take_parked(c, ci);
+  if (old != &ga__emptyspan) park(c, ci, old);
+  if (s == NULL) s = ga__mcentral_cacheSpan(ci, c);
   if (s == NULL) return NULL;
   c->alloc[ci] = s;
   return s;
@@ -153,9 +246,23 @@ void ga__mcache_set_visible(bool visible) {
     atomic_store_explicit(&c->gcVisible, visible, memory_order_release);
 }
 
+void ga__mcache_for_each_span(mcache *c, void (*fn)(mspan *s, void *arg),
+                              void *arg) {
+  if (c == &ga__emptycache) return;
+  for (unsigned i = 0; i < GA_NUM_CENTRALS; i++) {
+    if (c->alloc[i] != &ga__emptyspan) fn(c->alloc[i], arg);
+    mspan *h = c->parked[i], *s = h;
+    if (h != NULL) do {
+        fn(s, arg);
+        s = s->next;
+      } while (s != h);
+  }
+}
+
 void ga__mcache_releaseAll(mcache *c) {
   if (c == &ga__emptycache) return;
   for (unsigned i = 0; i < GA_NUM_CENTRALS; i++) {
+    while (c->parked[i] != NULL) release_oldest(c, i);
     mspan *s = c->alloc[i];
     if (s == &ga__emptyspan) continue;
     c->alloc[i] = &ga__emptyspan;
