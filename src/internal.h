@@ -143,6 +143,9 @@ typedef struct mspan {
   uint8_t specials;      /* an object here has a finalizer (mfinal.c) */
   _Atomic uint8_t state;          /* mSpanDead / mSpanInUse, set last */
   _Atomic uint8_t remotePending;  /* freeBits may be non-zero */
+  /* (uint16_t)localFrees when the span was parked (see mcache.c): beside
+   * localFrees, as a refill reads both for every parked span it looks at. */
+  uint16_t parkFrees;
 
   /* cache: the mcache holding this span, or NULL. owner: the same for the
    * free fast path, but NULL for tiny spans (their frees take the slow
@@ -173,9 +176,6 @@ typedef struct mspan {
   _Atomic uint32_t windowSeq;
   _Atomic uint32_t sweepgen; /* Go's meaning; see mgcsweep.c */
   uint16_t allocCountBeforeCache;
-  /* localFrees when the span was parked (see mcache.c): a parked span has
-   * room again once localFrees moves past it or a remote free is pending. */
-  uint32_t parkFrees;
 } mspan;
 
 /* Circular, doubly linked span lists through mspan.next/prev (mcentral's
@@ -275,10 +275,10 @@ GA_INLINE uintptr_t ga__nextFreeFast(mspan *s) {
 
 typedef struct mcache {
   mspan *alloc[GA_NUM_CENTRALS]; /* span per span class; [136] = tiny */
-  /* Parked spans (mcache.c): per class, a ring (mspan.next/prev) from the
-   * oldest parked; their count, and the bytes of all of them. */
+  /* Parked spans (mcache.c): per class, a ring (mspan.next/prev) and its
+   * length; the bytes of all of them. */
   mspan *parked[GA_NUM_CENTRALS];
-  uint8_t nparked[GA_NUM_CENTRALS];
+  uint16_t nparked[GA_NUM_CENTRALS];
   uintptr_t parkedBytes;
   uintptr_t tiny;                /* current tiny block, or 0 */
   uintptr_t tinyoffset;          /* next free byte in it */

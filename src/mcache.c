@@ -25,16 +25,15 @@
  * kept as it was), so the owner frees into it without atomics, exactly as
  * into the current span, and other threads as into any cached span. It is
  * on a per-class ring of the cache (mspan.next/prev; only this thread
- * touches it). Room: a parked span was full when parked, so it has room
- * again once the owner freed into it (localFrees moved past parkFrees) or a
- * remote free or the collector left bits in freeBits (remotePending). Refill
- * takes the parked span with the most owner frees, else one with remote
- * frees pending.
+ * touches it). Room: a parked span was full when parked, so what it has
+ * regained is counted by localFrees since (owner frees, and remote frees or
+ * the collector's once folded in: remotePending says some wait). Refill
+ * looks at a few parked spans (take_parked) before it asks mcentral.
  *
  * Hoarding is bounded: at most PARK_CLASS_BYTES per class and
- * PARK_CACHE_BYTES per cache; past that the oldest parked span of the class
- * goes back to mcentral (uncacheSpan: folded, listed, or freed to mheap when
- * empty). Parked spans are returned like the current ones by releaseAll
+ * PARK_CACHE_BYTES per cache; past that the parked span at the head of the
+ * ring goes back to mcentral (uncacheSpan: folded, listed, or freed to mheap
+ * when empty). Parked spans are returned like the current ones by releaseAll
  * (thread exit, ga_thread_flush), swept in place by the collector like them
  * (ga__mcache_for_each_span), and never move their window while parked: a
  * window moves only in the current span (nextWindow) or under an mcentral
@@ -107,16 +106,26 @@ static bool span_has_room(mspan *s) {
   return ga__span_nextWindow(s);
 }
 
-/* Bounds on parked spans. Per class: 128 KiB is 16 one-page spans, room
- * for a burst of ~1000 live objects of one size up to 128 bytes (the
- * malloc-batch workload needs 1-4 spans per class). Per cache: 1 MiB, so a
- * thread that touched many classes keeps at most that much beyond its
- * current spans (test_reuse allows 8 MiB of growth). */
-#define PARK_CLASS_BYTES ((uintptr_t)128 << 10)
-#define PARK_CACHE_BYTES ((uintptr_t)1 << 20)
+/* Bounds on parked spans: what a thread may keep beyond its current spans.
+ * Parked spans must hold the thread's live objects with some slack, or
+ * refills find a slot or two each: larson's threads each keep ~1 MiB live,
+ * ~260 KiB of it in the 1 KiB class, and with 128 KiB per class and 1 MiB
+ * per cache refilled every 3.5 mallocs (every 8 with the bounds below).
+ * 4 MiB per cache is tcmalloc's largest thread cache; 1 MiB per class keeps
+ * one class from taking all of it. */
+#define PARK_CLASS_BYTES ((uintptr_t)1 << 20)
+#define PARK_CACHE_BYTES ((uintptr_t)4 << 20)
+/* Parked spans a refill looks at, at most: each costs a cache miss or two. */
+#define PARK_SCAN 8
 
 static inline uintptr_t span_bytes(const mspan *s) {
   return s->npages * GA_PAGE_SIZE;
+}
+
+/* Can class ci park one more span of b bytes without giving one back? */
+static inline bool park_has_space(const mcache *c, unsigned ci, uintptr_t b) {
+  return (c->nparked[ci] + 1u) * b <= PARK_CLASS_BYTES &&
+         c->parkedBytes + b <= PARK_CACHE_BYTES;
 }
 
 static void unpark(mcache *c, unsigned ci, mspan *s) {
@@ -125,8 +134,8 @@ static void unpark(mcache *c, unsigned ci, mspan *s) {
   c->parkedBytes -= span_bytes(s);
 }
 
-/* Give the oldest parked span of class ci back to mcentral. */
-static void release_oldest(mcache *c, unsigned ci) {
+/* Give the parked span at the head of class ci's ring back to mcentral. */
+static void release_head(mcache *c, unsigned ci) {
   mspan *s = c->parked[ci];
   unpark(c, ci, s);
   ga__mcentral_uncacheSpan(s);
@@ -141,37 +150,50 @@ static void park(mcache *c, unsigned ci, mspan *s) {
     ga__mcentral_uncacheSpan(s);
     return;
   }
-  while (c->parked[ci] != NULL &&
-         ((c->nparked[ci] + 1u) * b > PARK_CLASS_BYTES ||
-          c->parkedBytes + b > PARK_CACHE_BYTES))
-    release_oldest(c, ci);
-  if (c->parkedBytes + b > PARK_CACHE_BYTES) {
+  while (c->parked[ci] != NULL && !park_has_space(c, ci, b)) release_head(c, ci);
+  if (!park_has_space(c, ci, b)) {
     ga__mcentral_uncacheSpan(s); /* other classes hold the budget */
     return;
   }
-  s->parkFrees = s->localFrees;
+  s->parkFrees = (uint16_t)s->localFrees;
   ga__spanlist_insert(&c->parked[ci], s);
   c->nparked[ci]++;
   c->parkedBytes += b;
 }
 
-/* The parked span of class ci with the most room, taken off the ring, or
- * NULL if none has any. */
-static mspan *take_parked(mcache *c, unsigned ci) {
-  mspan *h = c->parked[ci], *s = h, *best = NULL;
-  if (h == NULL) return NULL;
-  uint32_t most = 0;
-  do {
-    uint32_t freed = s->localFrees - s->parkFrees;
-    if (freed > most ||
-        (best == NULL &&
-         atomic_load_explicit(&s->remotePending, memory_order_relaxed))) {
+/* Slots a parked span has regained since it was parked (full): frees by the
+ * owner and folded ones (both count in localFrees). Never more than nelems,
+ * since nothing is allocated from a parked span, so 16 bits do. */
+static inline unsigned parked_room(const mspan *s) {
+  return (uint16_t)((uint16_t)s->localFrees - s->parkFrees);
+}
+
+/* A parked span of class ci with room, taken off the ring, or NULL: go to
+ * mcentral. Looks at up to PARK_SCAN spans from the head, folding in their
+ * pending remote frees (work the owner would do anyway), and takes the first
+ * with a quarter of its slots free, else the one with the most room. A span
+ * with little room is not worth a refill while the class may still park
+ * more (`grow`): a new span then grows the hoard towards its bound, so that
+ * a thread whose frees are scattered (larson) does not refill every few
+ * allocations. The ring turns past the spans looked at. */
+static mspan *take_parked(mcache *c, unsigned ci, bool grow) {
+  mspan *s = c->parked[ci], *best = NULL;
+  if (s == NULL) return NULL;
+  unsigned enough = s->nelems / 4u + 1u, most = 0;
+  for (unsigned k = 0; k < PARK_SCAN && k < c->nparked[ci]; k++) {
+    if (atomic_load_explicit(&s->remotePending, memory_order_relaxed))
+      ga__span_collect(s);
+    unsigned room = parked_room(s);
+    if (room > most) {
       best = s;
-      most = freed;
+      most = room;
+      if (room >= enough) break;
     }
     s = s->next;
-  } while (s != h);
-  if (best != NULL) unpark(c, ci, best);
+  }
+  c->parked[ci] = s; /* turn the ring: look at the others first next time */
+  if (best == NULL || (most < enough && grow)) return NULL;
+  unpark(c, ci, best);
   return best;
 }
 
@@ -182,7 +204,9 @@ static mspan *refill(mcache *c, unsigned ci) {
   mspan *old = c->alloc[ci];
   c->alloc[ci] = &ga__emptyspan;
   /* Look before parking old: it was just found full. */
-  mspan *s = take_parked(c, ci);
+  mspan *s = take_parked(c, ci,
+                         old != &ga__emptyspan &&
+                             park_has_space(c, ci, span_bytes(old)));
   if (old != &ga__emptyspan) park(c, ci, old);
   if (s == NULL) s = ga__mcentral_cacheSpan(ci, c);
   if (s == NULL) return NULL;
@@ -262,7 +286,7 @@ void ga__mcache_for_each_span(mcache *c, void (*fn)(mspan *s, void *arg),
 void ga__mcache_releaseAll(mcache *c) {
   if (c == &ga__emptycache) return;
   for (unsigned i = 0; i < GA_NUM_CENTRALS; i++) {
-    while (c->parked[i] != NULL) release_oldest(c, i);
+    while (c->parked[i] != NULL) release_head(c, i);
     mspan *s = c->alloc[i];
     if (s == &ga__emptyspan) continue;
     c->alloc[i] = &ga__emptyspan;
