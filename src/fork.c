@@ -6,9 +6,12 @@
  * resets them.
  *
  * In the child the caches of the parent's other threads still own their
- * spans. Objects in them stay valid and can be freed by the child (the
- * remote-free path needs no owner), but those spans are not allocated from
- * again: a bounded leak of at most one span per class per parent thread.
+ * spans, current and parked. Objects in them stay valid and can be freed by
+ * the child (the remote-free path needs no owner), but those spans are not
+ * allocated from again: a bounded leak of one span per class and the parked
+ * spans (at most 1 MiB, mcache.c) per parent thread. A window seqlock left
+ * open can only be on a current span (parked spans never move their
+ * window), so closing those of alloc[] is enough.
  *
  * Registration happens after the calling thread's cache is installed, not
  * during heap init: glibc's pthread_atfork may call malloc, which (in the

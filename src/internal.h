@@ -10,12 +10,17 @@
  *   size class  1..67 (Go's table); class 0 marks a large span.
  *   span class  sizeclass<<1 | noscan; 136 of them. noscan spans hold objects
  *               that contain no pointers (ga_malloc_atomic).
- *   mcache      per-thread cache of one span per span class; no locks.
+ *   mcache      per-thread cache: the span each span class allocates from,
+ *               plus a few spans per class that the thread filled and still
+ *               owns ("parked"); no locks.
  *   mcentral    per-span-class pool of spans not in any cache, under a lock.
  *   mheap       owns the arenas, the page allocator and the span structs.
- *   owner       the mcache that currently caches a span (NULL if none). Only
- *               the owner allocates from a span and frees into it without
- *               atomics; every other thread frees through `freeBits`.
+ *   owner       the mcache that currently caches a span, current or parked
+ *               (NULL if none). Only the owner allocates from a span and
+ *               frees into it without atomics; every other thread frees
+ *               through `freeBits`.
+ *   parked span a span its thread filled and keeps (mcache.c): still cached
+ *               and owned, window and all, but not the one allocated from.
  *   remote free a free by a thread that does not own the span: one atomic
  *               fetch-or of the object's bit into span.freeBits, folded into
  *               allocBits later by whoever owns the span (or mcentral).
@@ -101,7 +106,11 @@ enum { SPAN_LIST_NONE = 0, SPAN_LIST_PARTIAL, SPAN_LIST_FULL, SPAN_LIST_UNSWEPT 
 struct mcache;
 
 typedef struct mspan {
-  struct mspan *next, *prev; /* mcentral list links (under its lock) */
+  /* List links: an mcentral list (under its lock) or, while the span is
+   * parked, its cache's parked ring (owner thread only). First, because a
+   * freed record's first word holds fixalloc's free-list link, and the
+   * fields below must survive for stale spans-map entries (mfree.c). */
+  struct mspan *next, *prev;
 
   uintptr_t startAddr; /* first byte of the span (page aligned) */
   uintptr_t npages;    /* span is [startAddr, startAddr + npages*8192) */
@@ -134,6 +143,9 @@ typedef struct mspan {
   uint8_t specials;      /* an object here has a finalizer (mfinal.c) */
   _Atomic uint8_t state;          /* mSpanDead / mSpanInUse, set last */
   _Atomic uint8_t remotePending;  /* freeBits may be non-zero */
+  /* (uint16_t)localFrees when the span was parked (see mcache.c): beside
+   * localFrees, as a refill reads both for every parked span it looks at. */
+  uint16_t parkFrees;
 
   /* cache: the mcache holding this span, or NULL. owner: the same for the
    * free fast path, but NULL for tiny spans (their frees take the slow
@@ -143,13 +155,17 @@ typedef struct mspan {
 
   /* Bitmaps, one bit per slot, ceil(nelems/64) words each.
    * allocBits: allocated slots. Exact for every word but the cached window
-   * (whose truth is ~allocCache). Written only in allocator slow paths (by
-   * the caching thread or an mcentral lock holder) and by the collector
-   * while the world is stopped; read relaxed by anyone.
+   * (whose truth is ~allocCache). While the span is cached only its thread
+   * writes it: in slow paths, and in the owner's free of an object outside
+   * the window (a plain load and store, anywhere: so the collector, which
+   * may stop the thread between the two, never writes a cached span's
+   * allocBits, see mgcsweep.c). An uncached span's is written by the
+   * mcentral lock holder and by the collector with the world stopped. Read
+   * relaxed by anyone.
    * gcmarkBits: the collector's marks for this cycle.
-   * freeBits: objects freed by a thread that is not the owner, or outside
-   * the owner's window: one atomic fetch-or from any thread; folded into
-   * allocBits / allocCache by ga__span_collect. */
+   * freeBits: objects freed by a thread that is not the owner, and objects
+   * of a cached span the collector found dead: one atomic fetch-or from any
+   * thread; folded into allocBits / allocCache by ga__span_collect. */
   _Atomic uint64_t *allocBits;
   _Atomic uint64_t *gcmarkBits;
   _Atomic uint64_t *freeBits;
@@ -161,6 +177,33 @@ typedef struct mspan {
   _Atomic uint32_t sweepgen; /* Go's meaning; see mgcsweep.c */
   uint16_t allocCountBeforeCache;
 } mspan;
+
+/* Circular, doubly linked span lists through mspan.next/prev (mcentral's
+ * lists, a cache's parked spans); *head is the oldest, insert at the tail.
+ * The caller keeps whatever lock or ownership guards the list. */
+GA_INLINE void ga__spanlist_insert(mspan **head, mspan *s) {
+  if (*head == NULL) {
+    s->next = s->prev = s;
+    *head = s;
+    return;
+  }
+  mspan *h = *head;
+  s->next = h;
+  s->prev = h->prev;
+  h->prev->next = s;
+  h->prev = s;
+}
+
+GA_INLINE void ga__spanlist_remove(mspan **head, mspan *s) {
+  if (s->next == s) {
+    *head = NULL;
+  } else {
+    s->prev->next = s->next;
+    s->next->prev = s->prev;
+    if (*head == s) *head = s->next;
+  }
+  s->next = s->prev = NULL;
+}
 
 /* The span every empty mcache slot and every unused spans-map entry points
  * to: nelems 0, allocCache 0, no owner. Lets the fast paths skip NULL tests. */
@@ -232,6 +275,11 @@ GA_INLINE uintptr_t ga__nextFreeFast(mspan *s) {
 
 typedef struct mcache {
   mspan *alloc[GA_NUM_CENTRALS]; /* span per span class; [136] = tiny */
+  /* Parked spans (mcache.c): per class, a ring (mspan.next/prev) and its
+   * length; the bytes of all of them. */
+  mspan *parked[GA_NUM_CENTRALS];
+  uint16_t nparked[GA_NUM_CENTRALS];
+  uintptr_t parkedBytes;
   uintptr_t tiny;                /* current tiny block, or 0 */
   uintptr_t tinyoffset;          /* next free byte in it */
   uint64_t tinyAllocs;           /* tiny objects packed (stats) */
@@ -259,6 +307,10 @@ uintptr_t ga__mcache_nextFree(unsigned ci);
 void ga__mcache_set_visible(bool visible);
 /* Give every cached span back to mcentral (thread exit, ga_thread_flush). */
 void ga__mcache_releaseAll(mcache *c);
+/* Call fn on every span c caches, current and parked. Only c's thread, or
+ * the collector with c's thread stopped (outside slow paths). */
+void ga__mcache_for_each_span(mcache *c, void (*fn)(mspan *s, void *arg),
+                              void *arg);
 
 /* ---- mcentral --------------------------------------------------------- */
 

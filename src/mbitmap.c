@@ -73,8 +73,8 @@ bool ga__span_nextWindow(mspan *s) {
   bool found = false;
   ga__span_windowBegin(s);
   ga__span_syncWindow(s);
-  for (unsigned k = 1; k <= nw; k++) {
-    unsigned w = (w0 + k) % nw;
+  for (unsigned k = 1, w = w0; k <= nw; k++) {
+    if (++w == nw) w = 0; /* wrap without a division (was a div per word) */
     if ((ga__loadBits(&s->allocBits[w]) & ga__windowValid(s, w)) !=
         ga__windowValid(s, w)) {
       ga__span_loadWindow(s, w);

@@ -13,8 +13,8 @@
  *            the budgeted scan in cacheSpan and reclaimAll find
  *   unswept  spans not yet swept this GC cycle (Go's unswept sets: at mark
  *            termination partial and full are spliced onto it in O(1))
- * A span in a cache is on no list and has a cache owner; a listed span has
- * none. Every span is swept before it is handed to a cache (Go's invariant
+ * A span in a cache (current or parked, see mcache.c) is on no list here and
+ * has a cache owner; a listed span has none. Every span is swept before it is handed to a cache (Go's invariant
  * "a span is never handed to an allocator unswept").
  *
  * Cost: cacheSpan looks at no more than SCAN_BUDGET spans of each kind
@@ -37,30 +37,6 @@ void ga__mcentral_init(void) {
 
 static inline mcentral *central_of(mspan *s) {
   return &central[s->tiny ? GA_TINY_CENTRAL : s->spanclass];
-}
-
-static void list_insert(mspan **head, mspan *s) {
-  if (*head == NULL) {
-    s->next = s->prev = s;
-    *head = s;
-    return;
-  }
-  mspan *h = *head; /* insert at the tail (before head) */
-  s->next = h;
-  s->prev = h->prev;
-  h->prev->next = s;
-  h->prev = s;
-}
-
-static void list_remove(mspan **head, mspan *s) {
-  if (s->next == s) {
-    *head = NULL;
-  } else {
-    s->prev->next = s->next;
-    s->next->prev = s->prev;
-    if (*head == s) *head = s->next;
-  }
-  s->next = s->prev = NULL;
 }
 
 /* Join ring b onto the end of ring *a. */
@@ -86,11 +62,11 @@ static mspan **list_of(mcentral *mc, uint8_t which) {
 
 static void put_on_list(mcentral *mc, mspan *s) {
   s->list = s->allocCount < s->nelems ? SPAN_LIST_PARTIAL : SPAN_LIST_FULL;
-  list_insert(list_of(mc, s->list), s);
+  ga__spanlist_insert(list_of(mc, s->list), s);
 }
 
 static void take_off_list(mcentral *mc, mspan *s) {
-  list_remove(list_of(mc, s->list), s);
+  ga__spanlist_remove(list_of(mc, s->list), s);
   s->list = SPAN_LIST_NONE;
 }
 
@@ -193,7 +169,7 @@ void ga__mcentral_listLarge(mspan *s) {
   ga_mutex_lock(&mc->lock);
   mc->nspans++;
   s->list = SPAN_LIST_FULL;
-  list_insert(&mc->full, s);
+  ga__spanlist_insert(&mc->full, s);
   ga_mutex_unlock(&mc->lock);
 }
 

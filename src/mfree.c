@@ -4,16 +4,19 @@
  * checks every pointer it is given.
  *
  * Three paths:
- *   owner   the freeing thread's cache owns the object's span and the
- *           object lies in the span's current 64-slot allocation window:
- *           set its allocCache bit, so nextFreeFast hands it out next. No
+ *   owner   the freeing thread's cache owns the object's span (the span it
+ *           allocates from, or one it parked: see mcache.c). In the span's
+ *           64-slot allocation window: set the object's allocCache bit, so
+ *           nextFreeFast hands it out next. Elsewhere in the span: clear its
+ *           allocBits bit with a plain load and store (only the owner writes
+ *           a cached span's allocBits; the collector leaves them alone). No
  *           lock, no atomic RMW; about 30 instructions.
  *   remote  any other small object (another thread's span, an uncached
- *           span, or the owner's span outside its window): one atomic
- *           fetch-or of the object's bit into span.freeBits (no lock). The
- *           owner (or mcentral, for a span in no cache) folds the bits in
- *           when it next looks for room (ga__span_collect). A span whose objects are all free
- *           goes back to mheap when it is folded.
+ *           span): one atomic fetch-or of the object's bit into
+ *           span.freeBits (no lock). The owner (or mcentral, for a span in
+ *           no cache) folds the bits in when it next looks for room
+ *           (ga__span_collect). A span whose objects are all free goes back
+ *           to mheap when it is folded.
  *   large   a span of its own: one atomic fetch-or claims the free (so a
  *           concurrent double free is caught), then the pages go back to
  *           mheap under its lock.
@@ -138,39 +141,18 @@ static GA_NOINLINE void free_slow(uintptr_t a) {
   ga__slow_leave();
 }
 
-/* The owner's free outside its window: the owner is the only writer of
- * that allocBits word (the collector writes it only with the world stopped,
- * and the slow-path region keeps this thread from being stopped mid-way),
- * so clear the bit with plain loads and stores: no atomic. The slot is
- * reused when the window comes round to it. */
-static GA_NOINLINE void free_owner_outside_window(mspan *s, uintptr_t a) {
-  uintptr_t off = a - s->startAddr;
-  if (off < s->npages * GA_PAGE_SIZE) {
-    uintptr_t idx = ga__objIndex(s, off);
-    if (idx < s->nelems && idx * s->elemsize == off &&
-        (idx >> 6) != (uintptr_t)(s->freeindex >> 6)) {
-      uint64_t m = (uint64_t)1 << (idx & 63);
-      ga__slow_enter();
-      _Atomic uint64_t *w = &s->allocBits[idx >> 6];
-      uint64_t bits = ga__loadBits(w);
-      if (GA_LIKELY(bits & ~ga__loadBits(&s->freeBits[idx >> 6]) & m)) {
-        GA_VG_FREE((void *)a);
-        ga__storeBits(w, bits & ~m);
-        s->localFrees++;
-        ga__slow_leave();
-        return;
-      }
-      ga__slow_leave();
-    }
-  }
-  free_slow(a); /* reports what is wrong */
-}
-
-/* The owner's free: the object is in the span this thread allocates from.
- * If it lies in the current 64-slot window, set its allocCache bit (it is
- * handed out again next) after checking it is allocated, exists, and was
- * not already freed through freeBits. About 30 instructions, no atomic RMW.
- * Anything else goes to free_slow. */
+/* The owner's free. If the object lies in the current 64-slot window, set
+ * its allocCache bit (it is handed out again next); elsewhere in the span
+ * clear its allocBits bit. Either way after checking that it is the start
+ * of a slot that exists, is allocated, and was not already freed through
+ * freeBits. No lock, no atomic RMW; about 30 instructions. Anything else
+ * goes to free_slow, which reports what is wrong.
+ *
+ * The plain load and store of allocBits need no slow-path region: only the
+ * owner writes a cached span's allocBits (the collector puts what it finds
+ * dead in freeBits instead, mgcsweep.c), and GA_KEEPALIVE keeps the object
+ * visible to the collector until the store is done, so that it is never
+ * both freed here and found dead. */
 void ga_free(void *p) {
   uintptr_t a = (uintptr_t)p;
   mspan *s = ga__spanOf(a);
@@ -190,8 +172,23 @@ void ga_free(void *p) {
         return;
       }
     } else {
-      free_owner_outside_window(s, a);
-      return;
+      /* Outside the window. idx < nelems and the exact product bound off
+       * below the span's end, whatever a was (even for a stale spans-map
+       * entry); a slot of the window's word passed the test above. */
+      off = a - s->startAddr;
+      idx = ga__objIndex(s, off);
+      if (GA_LIKELY(idx < s->nelems && idx * s->elemsize == off)) {
+        uint64_t m = (uint64_t)1 << (idx & 63);
+        _Atomic uint64_t *w = &s->allocBits[idx >> 6];
+        uint64_t bits = ga__loadBits(w);
+        if (GA_LIKELY(bits & ~ga__loadBits(&s->freeBits[idx >> 6]) & m)) {
+          GA_VG_FREE(p);
+          ga__storeBits(w, bits & ~m);
+          GA_KEEPALIVE(a);
+          s->localFrees++;
+          return;
+        }
+      }
     }
   }
   free_slow(a);

@@ -26,10 +26,11 @@
  * to the heap (unless the caller wants to allocate from it).
  *
  * Cached spans at mark termination (world stopped; their owners are stopped
- * outside any slow path): words other than the current window are swept in
- * place (owners touch them only in slow paths); dead objects in the window
- * are added to freeBits, exactly as if another thread had freed them, and
- * the owner folds them in at its next slow path.
+ * outside any slow path), current and parked: dead objects are added to
+ * freeBits, exactly as if another thread had freed them, and the owner
+ * folds them in at its next slow path. Their allocBits are not written: the
+ * owner's free clears an allocBits bit with a plain load and store on its
+ * fast path, and may have been stopped between the two.
  */
 #include <sched.h>
 
@@ -97,40 +98,29 @@ bool ga__sweep_span_locked(mspan *s, bool preserve) {
   return s->allocCount == 0 && !preserve;
 }
 
-/* Sweep a span that sits in a cache (world stopped). */
-static void sweep_cached(mspan *s) {
-  unsigned nw = (s->nelems + 63u) / 64u, w0 = s->freeindex >> 6, freed = 0;
+/* Sweep a span that sits in a cache (world stopped): dead objects go to
+ * freeBits (fetch-or: a thread that is not registered may be freeing). */
+static void sweep_cached(mspan *s, void *arg) {
+  (void)arg;
+  unsigned nw = (s->nelems + 63u) / 64u, w0 = s->freeindex >> 6;
   for (unsigned w = 0; w < nw; w++) {
     uint64_t m = ga__loadBits(&s->gcmarkBits[w]);
     uint64_t fb = ga__loadBits(&s->freeBits[w]);
     ga__storeBits(&s->gcmarkBits[w], 0);
-    if (w == w0) {
-      uint64_t truth = ~ga__loadBits(&s->allocCache) & s->windowValid;
-      uint64_t dead = truth & ~m & ~fb;
-      vg_dead(s, w, dead);
-      if (dead) {
-        ga__storeBits(&s->freeBits[w], fb | dead);
-        atomic_store_explicit(&s->remotePending, 1, memory_order_relaxed);
-      }
-    } else {
-      uint64_t a = ga__loadBits(&s->allocBits[w]);
-      uint64_t dead = a & ~m & ~fb;
-      vg_dead(s, w, dead);
-      freed += (unsigned)__builtin_popcountll(dead);
-      ga__storeBits(&s->allocBits[w], a & ~dead);
+    uint64_t truth = w == w0 ? ~ga__loadBits(&s->allocCache) & s->windowValid
+                             : ga__loadBits(&s->allocBits[w]);
+    uint64_t dead = truth & ~m & ~fb;
+    vg_dead(s, w, dead);
+    if (dead) {
+      atomic_fetch_or_explicit(&s->freeBits[w], dead, memory_order_relaxed);
+      atomic_store_explicit(&s->remotePending, 1, memory_order_relaxed);
     }
-  }
-  if (freed) {
-    s->localFrees += freed; /* folded into the class stats at uncache */
-    s->needzero = 1;
   }
   atomic_store_explicit(&s->sweepgen, atomic_load(&ga__sweepgen_h), memory_order_relaxed);
 }
 
 static void sweep_cache_cb(mcache *c, void *arg) {
-  (void)arg;
-  for (unsigned i = 0; i < GA_NUM_CENTRALS; i++)
-    if (c->alloc[i] != &ga__emptyspan) sweep_cached(c->alloc[i]);
+  ga__mcache_for_each_span(c, sweep_cached, arg);
 }
 
 void ga__gc_sweep_start(uint64_t heapLive, uint64_t trigger) {

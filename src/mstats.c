@@ -119,24 +119,31 @@ void ga__stats_gc_cycle(const ga_gc_cycle_stats *c) {
  * spans were cached (what ga__stats_uncache would add if they left now),
  * after folding in frees other threads made into them. Only the owning
  * thread may touch these fields, and we are it (inside a slow path). */
+struct own_counts {
+  uint64_t *mallocs, *frees;
+};
+
+static void add_own_span(mspan *s, void *arg) {
+  struct own_counts *oc = arg;
+  if (s->nelems == 0) return;
+  ga__span_collect(s);
+  unsigned nw = (s->nelems + 63u) / 64u, w0 = s->freeindex >> 6;
+  uint64_t n = 0;
+  for (unsigned w = 0; w < nw; w++) {
+    uint64_t bits = w == w0 ? ~ga__loadBits(&s->allocCache) & s->windowValid
+                            : ga__loadBits(&s->allocBits[w]);
+    n += (uint64_t)__builtin_popcountll(bits);
+  }
+  unsigned cl = s->spanclass >> 1;
+  oc->mallocs[cl] += n - s->allocCountBeforeCache + s->localFrees;
+  oc->frees[cl] += s->localFrees;
+}
+
 static void add_own_cache(uint64_t *mallocs, uint64_t *frees, uint64_t *tiny) {
   mcache *c = ga__tls_cache;
   if (c == &ga__emptycache) return;
-  for (unsigned i = 0; i < GA_NUM_CENTRALS; i++) {
-    mspan *s = c->alloc[i];
-    if (s == &ga__emptyspan || s->nelems == 0) continue;
-    ga__span_collect(s);
-    unsigned nw = (s->nelems + 63u) / 64u, w0 = s->freeindex >> 6;
-    uint64_t n = 0;
-    for (unsigned w = 0; w < nw; w++) {
-      uint64_t bits = w == w0 ? ~ga__loadBits(&s->allocCache) & s->windowValid
-                              : ga__loadBits(&s->allocBits[w]);
-      n += (uint64_t)__builtin_popcountll(bits);
-    }
-    unsigned cl = s->spanclass >> 1;
-    mallocs[cl] += n - s->allocCountBeforeCache + s->localFrees;
-    frees[cl] += s->localFrees;
-  }
+  struct own_counts oc = {mallocs, frees};
+  ga__mcache_for_each_span(c, add_own_span, &oc); /* current and parked */
   *tiny += c->tinyAllocs;
 }
 
