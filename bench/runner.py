@@ -84,6 +84,9 @@ WORKLOADS = [
              "2 threads swap objects through a shared table; threads restart"),
     Workload("xthread", "xthread", "malloc", ["4e6"], ["1.5e7"],
              "producer thread mallocs, consumer thread frees"),
+    Workload("threads-churn", "threads_churn", "malloc", ["1e7", "8"], ["5e7", "8"],
+             "8 threads (more than there are cores), each replacing its own "
+             "4096 objects of 16..256 B at random"),
     # Collector workloads (bench/gc/): no free at all. Sized so that a run
     # takes ~0.2-1 s (quick: gcbench at its classic depth 16) and ~1-9 s
     # (full: binary-trees at depth 19, as in the collector issue's figures)
