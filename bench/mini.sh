@@ -23,7 +23,8 @@ malloc-batch:malloc_batch:20e6:80e6
 churn:churn:3e6 65536:20e6 65536
 larson:larson:6e6 2:40e6 2
 xthread:xthread:4e6:1.5e7
-threads-churn:threads_churn:1e7 8:5e7 8"
+threads-churn:threads_churn:1e7 8:5e7 8
+realloc-grow:realloc_grow:2e6:1e7"
 
 ALLOCS="goalloc glibc"
 declare -A LIB=()

@@ -87,6 +87,9 @@ WORKLOADS = [
     Workload("threads-churn", "threads_churn", "malloc", ["1e7", "8"], ["5e7", "8"],
              "8 threads (more than there are cores), each replacing its own "
              "4096 objects of 16..256 B at random"),
+    Workload("realloc-grow", "realloc_grow", "malloc", ["2e6"], ["1e7"],
+             "256 buffers grown by realloc 1..64 B at a time to 16 B..4 KiB, "
+             "some to 64 KiB or 1 MiB"),
     # Collector workloads (bench/gc/): no free at all. Sized so that a run
     # takes ~0.2-1 s (quick: gcbench at its classic depth 16) and ~1-9 s
     # (full: binary-trees at depth 19, as in the collector issue's figures)
