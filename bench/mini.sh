@@ -24,7 +24,8 @@ churn:churn:3e6 65536:20e6 65536
 larson:larson:6e6 2:40e6 2
 xthread:xthread:4e6:1.5e7
 threads-churn:threads_churn:1e7 8:5e7 8
-realloc-grow:realloc_grow:2e6:1e7"
+realloc-grow:realloc_grow:2e6:1e7
+large-alloc:large_alloc:1000 2:5000 2"
 
 ALLOCS="goalloc glibc"
 declare -A LIB=()

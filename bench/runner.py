@@ -90,6 +90,11 @@ WORKLOADS = [
     Workload("realloc-grow", "realloc_grow", "malloc", ["2e6"], ["1e7"],
              "256 buffers grown by realloc 1..64 B at a time to 16 B..4 KiB, "
              "some to 64 KiB or 1 MiB"),
+    # Sized for glibc; jemalloc is ~10x slower (it hands freed blocks back to
+    # the kernel and faults them in again).
+    Workload("large-alloc", "large_alloc", "malloc", ["1000", "2"], ["5000", "2"],
+             "2 threads allocate, touch (a word per 4 KiB) and free blocks of "
+             "1..8 MiB, 4 live each"),
     # Collector workloads (bench/gc/): no free at all. Sized so that a run
     # takes ~0.2-1 s (quick: gcbench at its classic depth 16) and ~1-9 s
     # (full: binary-trees at depth 19, as in the collector issue's figures)
