@@ -24,6 +24,7 @@ churn:churn:3e6 65536:20e6 65536
 larson:larson:6e6 2:40e6 2
 xthread:xthread:4e6:1.5e7
 threads-churn:threads_churn:1e7 8:5e7 8
+false-sharing:false_sharing:2e8 2:1e9 2
 realloc-grow:realloc_grow:2e6:1e7
 large-alloc:large_alloc:1000 2:5000 2"
 

@@ -113,6 +113,12 @@ WORKLOADS = [
     Workload("threads-churn", "threads_churn", "malloc", ["1e7", "8"], ["5e7", "8"],
              "8 threads (more than there are cores), each replacing its own "
              "4096 objects of 16..256 B at random"),
+    # Sized for the allocators that keep the threads' objects apart: on an
+    # idle machine glibc, whose objects share lines, is several times slower.
+    Workload("false-sharing", "false_sharing", "malloc", ["2e8", "2"], ["1e9", "2"],
+             "2 pinned threads allocate 8..64 B objects (half at once, half "
+             "reusing slots of objects another thread made and they freed), "
+             "then increment them in tight loops", metrics=["shared_objects"]),
     Workload("realloc-grow", "realloc_grow", "malloc", ["2e6"], ["1e7"],
              "256 buffers grown by realloc 1..64 B at a time to 16 B..4 KiB, "
              "some to 64 KiB or 1 MiB"),
@@ -836,6 +842,12 @@ def markdown(meta, allocs, skipped, notes, workloads, summary, failures, mode,
 
 # What a workload's metric means, printed under its table.
 METRIC_NOTES = {
+    "shared_objects": "shared_objects: how many of false-sharing's small "
+                      "objects (64 per thread) share a 64-byte cache line with "
+                      "an object of another thread while the threads write "
+                      "them (0 is right; the workload's stderr splits them into "
+                      "objects allocated concurrently and slots reused after a "
+                      "free).",
 }
 
 
