@@ -127,6 +127,15 @@ WORKLOADS = [
     Workload("large-alloc", "large_alloc", "malloc", ["1000", "2"], ["5000", "2"],
              "2 threads allocate, touch (a word per 4 KiB) and free blocks of "
              "1..8 MiB, 4 live each"),
+    # A real program, run through LD_PRELOAD only. PYTHONMALLOC=malloc sends
+    # every object to malloc (see the script's header); the fixed hash seed
+    # is belt and braces (the checksum does not use hash order).
+    Workload("python", "python", "malloc", ["1.5"], ["8"],
+             "python3 running bench/programs/python_alloc.py: dict churn, "
+             "string building, JSON round trips, 4 producer and 2 consumer "
+             "threads (PYTHONMALLOC=malloc)", script="python_alloc.py",
+             env=["PYTHONMALLOC=malloc", "PYTHONHASHSEED=0",
+                  "PYTHONDONTWRITEBYTECODE=1"]),
     # Collector workloads (bench/gc/): no free at all. Sized so that a run
     # takes ~0.2-1 s (quick: gcbench at its classic depth 16) and ~1-9 s
     # (full: binary-trees at depth 19, as in the collector issue's figures)
