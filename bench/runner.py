@@ -1293,7 +1293,7 @@ def main():
     ap.add_argument("--build-dir", required=True,
                     help="the CMake build tree (bench binaries in <dir>/bench)")
     ap.add_argument("--quick", action="store_true",
-                    help="CI mode: smaller runs, 3 rounds (<= 2 minutes)")
+                    help="CI mode: smaller runs, 3 rounds (about 3 minutes)")
     ap.add_argument("--callgrind", action="store_true",
                     help="count instructions per malloc+free pair instead")
     ap.add_argument("--callgrind-n", type=int, default=0,
