@@ -2,7 +2,7 @@
 # bench/run.sh — the one entry point of goalloc's benchmarks.
 #
 #   bash bench/run.sh              full mode (make bench): 7 rounds (GC: 5), ~1-9 s runs
-#   bash bench/run.sh --quick      CI mode (make bench-quick): 3 rounds, <= 2 min
+#   bash bench/run.sh --quick      CI mode (make bench-quick): 3 rounds, about 3 min
 #   bash bench/run.sh --callgrind  instructions per malloc+free pair (valgrind)
 #   bash bench/run.sh --help       every option of the runner (bench/runner.py)
 #

@@ -65,12 +65,38 @@ APT_LINE = ("sudo apt-get install libmimalloc-dev libjemalloc-dev "
 # --------------------------------------------------------------------------
 
 class Workload:
-    def __init__(self, name, stem, kind, quick, full, what):
+    """One workload. A C workload is the program bench_<stem> (and
+    bench_<stem>_goalloc); a `script` workload is a real program (python3
+    running bench/programs/<script>) that only the allocators reached through
+    LD_PRELOAD, or glibc, can run: goalloc's statically linked variant does
+    not apply (n/a), and its ratios are taken to goalloc-preload instead.
+    `env` is added to every run's environment; `metrics` are report lines
+    besides the checksum whose values are recorded and shown per allocator
+    (never compared)."""
+
+    def __init__(self, name, stem, kind, quick, full, what, script=None,
+                 env=(), metrics=()):
         self.name, self.stem, self.kind = name, stem, kind
         self.quick, self.full, self.what = quick, full, what
+        self.script, self.env, self.metrics = script, list(env), list(metrics)
 
     def args(self, mode):
         return list(self.quick if mode == "quick" else self.full)
+
+    def applies(self, a):
+        """Can allocator `a` run this workload at all?"""
+        return a.kind == self.kind and (not self.script or a.suffix == "")
+
+    def base(self):
+        """The allocator the ratios are taken to."""
+        return "goalloc-preload" if self.script else "goalloc"
+
+    def command(self, a, bindir, mode, python):
+        if self.script:
+            # -B: no .pyc written beside the script; -s: no user site-packages.
+            return [python, "-B", "-s", os.path.join(HERE, "programs", self.script)] \
+                + self.args(mode)
+        return [a.binary(bindir, self)] + self.args(mode)
 
 
 WORKLOADS = [
@@ -84,6 +110,32 @@ WORKLOADS = [
              "2 threads swap objects through a shared table; threads restart"),
     Workload("xthread", "xthread", "malloc", ["4e6"], ["1.5e7"],
              "producer thread mallocs, consumer thread frees"),
+    Workload("threads-churn", "threads_churn", "malloc", ["1e7", "8"], ["5e7", "8"],
+             "8 threads (more than there are cores), each replacing its own "
+             "4096 objects of 16..256 B at random"),
+    # Sized for the allocators that keep the threads' objects apart: on an
+    # idle machine glibc, whose objects share lines, is several times slower.
+    Workload("false-sharing", "false_sharing", "malloc", ["2e8", "2"], ["1e9", "2"],
+             "2 pinned threads allocate 8..64 B objects (half at once, half "
+             "reusing slots of objects another thread made and they freed), "
+             "then increment them in tight loops", metrics=["shared_objects"]),
+    Workload("realloc-grow", "realloc_grow", "malloc", ["2e6"], ["1e7"],
+             "256 buffers grown by realloc 1..64 B at a time to 16 B..4 KiB, "
+             "some to 64 KiB or 1 MiB"),
+    # Sized for glibc; jemalloc is ~10x slower (it hands freed blocks back to
+    # the kernel and faults them in again).
+    Workload("large-alloc", "large_alloc", "malloc", ["1000", "2"], ["5000", "2"],
+             "2 threads allocate, touch (a word per 4 KiB) and free blocks of "
+             "1..8 MiB, 4 live each"),
+    # A real program, run through LD_PRELOAD only. PYTHONMALLOC=malloc sends
+    # every object to malloc (see the script's header); the fixed hash seed
+    # is belt and braces (the checksum does not use hash order).
+    Workload("python", "python", "malloc", ["1.5"], ["8"],
+             "python3 running bench/programs/python_alloc.py: dict churn, "
+             "string building, JSON round trips, 4 producer and 2 consumer "
+             "threads (PYTHONMALLOC=malloc)", script="python_alloc.py",
+             env=["PYTHONMALLOC=malloc", "PYTHONHASHSEED=0",
+                  "PYTHONDONTWRITEBYTECODE=1"]),
     # Collector workloads (bench/gc/): no free at all. Sized so that a run
     # takes ~0.2-1 s (quick: gcbench at its classic depth 16) and ~1-9 s
     # (full: binary-trees at depth 19, as in the collector issue's figures)
@@ -196,6 +248,33 @@ def package_of(path):
             ver = run_quiet(["dpkg-query", "-W", "-f=${Version}\\n", pkg]).strip()
             return pkg, ver.splitlines()[0] if ver else ""
     return "", ""
+
+
+def is_elf(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def find_python():
+    """The interpreter the script workloads run: BENCH_PYTHON if set, else
+    Debian's /usr/bin/python3, else the python3 on PATH. It must be the ELF
+    binary itself: a wrapper script (a pyenv shim is bash starting more
+    processes) would put the wrapper's start-up into the measurement and
+    LD_PRELOAD into every process it starts; so a wrapper is replaced by the
+    interpreter it runs (its sys.executable). None when there is none."""
+    cands = [os.environ.get("BENCH_PYTHON"), "/usr/bin/python3",
+             shutil.which("python3")]
+    for c in cands:
+        if not c or not os.path.exists(c):
+            continue
+        if not is_elf(os.path.realpath(c)):
+            c = run_quiet([c, "-c", "import sys; print(sys.executable)"]).strip()
+        if c and is_elf(os.path.realpath(c)):
+            return os.path.realpath(c)
+    return None
 
 
 def glibc_version():
@@ -328,6 +407,7 @@ class RunResult:
         # Collector workloads: collections and stop-the-world pauses.
         self.gc_n = self.gc_pause_total_ms = self.gc_pause_max_ms = None
         self.gc_pauses_seen = None
+        self.metrics = {}      # the workload's `metrics` lines, by name
 
 
 def parse_report(text):
@@ -346,7 +426,7 @@ def num(rep, key, conv=float):
         return None
 
 
-def run_once(launcher, cmd, env, timeout):
+def run_once(launcher, cmd, env, timeout, metrics=()):
     r = RunResult()
     fd, resfile = tempfile.mkstemp(prefix="bench-", suffix=".res")
     os.close(fd)
@@ -403,6 +483,7 @@ def run_once(launcher, cmd, env, timeout):
     r.gc_pause_total_ms = num(rep, "gc_pause_total_ms")
     r.gc_pause_max_ms = num(rep, "gc_pause_max_ms")
     r.gc_pauses_seen = num(rep, "gc_pauses_seen", int)
+    r.metrics = {m: num(rep, m) for m in metrics}
     return r
 
 
@@ -436,9 +517,9 @@ def summarise(workloads, allocs, samples):
     """samples[(w, a)] = list of (round, RunResult), measured rounds only."""
     summary = []
     for w in workloads:
-        base = {rnd: r for rnd, r in samples.get((w.name, "goalloc"), []) if r.ok}
+        base = {rnd: r for rnd, r in samples.get((w.name, w.base()), []) if r.ok}
         for a in allocs:
-            if a.kind != w.kind:
+            if not w.applies(a):
                 continue
             runs = [(rnd, r) for rnd, r in samples.get((w.name, a.name), []) if r.ok]
             if not runs:
@@ -458,6 +539,11 @@ def summarise(workloads, allocs, samples):
                 "rss_ratio_max": max(mr) if mr else None,
                 "self_ms_median": med([r.self_ms for _, r in runs if r.self_ms is not None]),
             }
+            for m in w.metrics:
+                v = [r.metrics[m] for _, r in runs if r.metrics.get(m) is not None]
+                row.update({"metric_" + m + "_median": med(v),
+                            "metric_" + m + "_min": min(v) if v else None,
+                            "metric_" + m + "_max": max(v) if v else None})
             if w.kind == "gc":
                 n = [r.gc_n for _, r in runs if r.gc_n is not None]
                 pt = [r.gc_pause_total_ms for _, r in runs
@@ -600,7 +686,8 @@ def ratio_cell(s, keys, failures, wname, aname):
 
 
 def markdown(meta, allocs, skipped, notes, workloads, summary, failures, mode,
-             rounds):
+             rounds, skipped_w=None):
+    skipped_w = skipped_w or {}
     kinds = [k for k in ("malloc", "gc") if any(w.kind == k for w in workloads)]
     L = []
     L.append("# goalloc benchmark — %s mode" % mode)
@@ -610,6 +697,8 @@ def markdown(meta, allocs, skipped, notes, workloads, summary, failures, mode,
              % (meta["cpu"], meta["cores"], meta["memory"], meta["kernel"],
                 meta["compiler"]))
     L.append("- CPU used by other processes while measuring: %s" % fmt_other_load(meta))
+    if meta.get("python"):
+        L.append("- python3 for the real-program workload: %s" % meta["python"])
     L.append("- method: %s measured rounds after 1 warm-up round, allocators "
              "interleaved (order rotated each round); each run a fresh process; "
              "wall time of the process, peak RSS from wait4; ratio = allocator ÷ "
@@ -637,7 +726,8 @@ def markdown(meta, allocs, skipped, notes, workloads, summary, failures, mode,
     by = {(s["workload"], s["allocator"]): s for s in summary}
     for kind in kinds:
         wl = [w for w in workloads if w.kind == kind]
-        names = [a.name for a in allocs if a.kind == kind]
+        kallocs = [a for a in allocs if a.kind == kind]
+        names = [a.name for a in kallocs]
         gc = kind == "gc"
         L.append("## Relative to goalloc (allocator ÷ goalloc): %s" % KIND_TITLE[kind])
         L.append("")
@@ -646,12 +736,25 @@ def markdown(meta, allocs, skipped, notes, workloads, summary, failures, mode,
         keys = (["time_ratio", "rss_ratio", "gc_pause_max_ratio"] if gc
                 else ["time_ratio", "rss_ratio"])
         for w in wl:
-            L.append("| %s | %s |" % (w.name, " | ".join(
-                ratio_cell(by.get((w.name, n)), keys, failures, w.name, n)
-                for n in names)))
+            L.append("| %s%s | %s |" % (w.name, " (÷ %s)" % w.base()
+                                         if w.base() != "goalloc" else "",
+                                         " | ".join(
+                "skipped" if w.name in skipped_w else
+                "n/a" if not w.applies(a) else
+                ratio_cell(by.get((w.name, a.name)), keys, failures, w.name, a.name)
+                for a in kallocs)))
         L.append("")
         L.append("Each cell: time ratio / peak-RSS ratio%s. FAILED: see FAILURES "
-                 "below; — not run." % (" / max-pause ratio" if gc else ""))
+                 "below; — not run; n/a: cannot run it (goalloc's statically "
+                 "linked variant and a program it was not linked into); "
+                 "skipped: see below." % (" / max-pause ratio" if gc else ""))
+        for w in wl:
+            if w.base() != "goalloc" and w.name not in skipped_w:
+                L.append("A row marked (÷ %s) takes its ratios to %s instead "
+                         "(%s is a real program, run through LD_PRELOAD only)."
+                         % (w.base(), w.base(), w.name))
+            if w.name in skipped_w:
+                L.append("%s: skipped, %s." % (w.name, skipped_w[w.name]))
         L.append("")
         L.append("### Medians and ranges (%s)" % kind)
         L.append("")
@@ -668,8 +771,15 @@ def markdown(meta, allocs, skipped, notes, workloads, summary, failures, mode,
             L.append("|---|---|---|---|---|---|")
         last256 = False
         for w in wl:
-            for n in names:
+            if w.name in skipped_w:
+                L.append("| %s | — | skipped |%s" % (w.name, " |" * (7 if gc else 3)))
+                continue
+            for a in kallocs:
+                n = a.name
                 s = by.get((w.name, n))
+                if not w.applies(a):
+                    L.append("| %s | %s | n/a |%s" % (w.name, n, " |" * (7 if gc else 3)))
+                    continue
                 if s is None:
                     if failed(failures, w.name, n):
                         L.append("| %s | %s | FAILED |%s" % (
@@ -703,6 +813,29 @@ def markdown(meta, allocs, skipped, notes, workloads, summary, failures, mode,
                      + (" \\* max over the last 256 collections only (the size "
                         "of goalloc's and Go's pause rings)." if last256 else ""))
             L.append("")
+        for w in wl:
+            for m in w.metrics:
+                if not any((w.name, n) in by for n in names):
+                    continue
+                L.append("### %s: %s (median [min–max] per run; not part of the "
+                         "checksum)" % (w.name, m))
+                L.append("")
+                L.append("| " + " | ".join(names) + " |")
+                L.append("|---" * len(names) + "|")
+                cells = []
+                for n in names:
+                    s = by.get((w.name, n))
+                    if s is None or s.get("metric_%s_median" % m) is None:
+                        cells.append("—")
+                    else:
+                        cells.append("%g [%g–%g]" % (s["metric_%s_median" % m],
+                                                     s["metric_%s_min" % m],
+                                                     s["metric_%s_max" % m]))
+                L.append("| " + " | ".join(cells) + " |")
+                L.append("")
+                if m in METRIC_NOTES:
+                    L.append(METRIC_NOTES[m])
+                    L.append("")
     L.append("Workloads: " + "; ".join("**%s** %s (args: %s)"
                                       % (w.name, w.what, " ".join(w.args(mode)))
                                       for w in workloads) + ".")
@@ -716,6 +849,17 @@ def markdown(meta, allocs, skipped, notes, workloads, summary, failures, mode,
     return "\n".join(L)
 
 
+# What a workload's metric means, printed under its table.
+METRIC_NOTES = {
+    "shared_objects": "shared_objects: how many of false-sharing's small "
+                      "objects (64 per thread) share a 64-byte cache line with "
+                      "an object of another thread while the threads write "
+                      "them (0 is right; the workload's stderr splits them into "
+                      "objects allocated concurrently and slots reused after a "
+                      "free).",
+}
+
+
 def write_csv(path, summary):
     keys = ["workload", "kind", "allocator", "rounds", "time_s_median", "time_s_min",
             "time_s_max", "time_ratio", "time_ratio_min", "time_ratio_max",
@@ -725,6 +869,7 @@ def write_csv(path, summary):
             "gc_pause_total_ms_median", "gc_pause_max_ms_median",
             "gc_pause_max_ms_min", "gc_pause_max_ms_max", "gc_pause_max_ratio",
             "gc_pause_max_ratio_min", "gc_pause_max_ratio_max"]
+    keys += sorted({k for s in summary for k in s if k.startswith("metric_")})
     with open(path, "w", newline="") as f:
         wr = csv.DictWriter(f, fieldnames=keys)
         wr.writeheader()
@@ -864,6 +1009,19 @@ def bench(args, allocs, skipped, notes, bindir, missing):
     samples, failures = {}, []
     meta = machine_info()
     other_load = OtherLoad()
+    # Real programs (script workloads) need their interpreter; without it
+    # they are skipped, which is not a failure (as the tests skip with 77).
+    python = find_python() if any(w.script for w in workloads) else None
+    skipped_w = {}
+    for w in workloads:
+        if w.script and not python:
+            skipped_w[w.name] = ("python3 is not installed (sudo apt-get install "
+                                 "python3)")
+            log("skipped %s: %s" % (w.name, skipped_w[w.name]))
+    if python:
+        meta["python"] = "%s (%s)" % (
+            python, run_quiet([python, "-c", "import platform; "
+                               "print(platform.python_version())"]).strip() or "?")
 
     def fail(w, a, msg):
         failures.append((w.name, a.name, msg))
@@ -871,11 +1029,13 @@ def bench(args, allocs, skipped, notes, bindir, missing):
         samples.pop((w.name, a.name), None)
 
     for w in workloads:
+        if w.name in skipped_w:
+            continue
         nrounds = rounds[w.kind]
         refs = REFERENCE[w.kind]
         active = []
         for a in allocs:
-            if a.kind != w.kind:
+            if not w.applies(a):
                 continue
             if (w.name, a.name) in missing:
                 fail(w, a, missing[(w.name, a.name)])
@@ -889,8 +1049,8 @@ def bench(args, allocs, skipped, notes, bindir, missing):
             order = active[k:] + active[:k]
             line = []
             for a in order:
-                cmd = [a.binary(bindir, w)] + w.args(mode)
-                r = run_once(launcher, cmd, a.env(), timeout)
+                cmd = w.command(a, bindir, mode, python)
+                r = run_once(launcher, cmd, a.env() + w.env, timeout, w.metrics)
                 if (r.ok and rnd == 0 and not args.timeout and
                         a.name == next((x.name for x in active if x.name in refs), None)):
                     timeout = int(min(base, max(10, 20 * r.wall_s)) + 0.999)
@@ -919,6 +1079,8 @@ def bench(args, allocs, skipped, notes, bindir, missing):
                 extra = ""
                 if r.gc_n is not None:
                     extra = " %dgc max%.1fms" % (r.gc_n, r.gc_pause_max_ms or 0)
+                for m, v in sorted(r.metrics.items()):
+                    extra += " %s=%s" % (m, "?" if v is None else "%g" % v)
                 line.append("%s %.3fs %.1fMiB%s" % (a.name, r.wall_s,
                                                     r.maxrss_kb / 1024, extra))
             log("%-13s %s  %s" % (w.name, "warm-up " if rnd == 0 else
@@ -934,7 +1096,7 @@ def bench(args, allocs, skipped, notes, bindir, missing):
     summary = summarise(workloads, allocs, samples)
     meta["other_load_cores"] = other_load.cores()
     md = markdown(meta, allocs, skipped, notes, workloads, summary, failures,
-                  mode, rounds)
+                  mode, rounds, skipped_w)
     png = prefix + ".png"
     drawn = draw_chart(png, workloads, allocs, summary, meta, mode)
     if drawn:
@@ -948,7 +1110,12 @@ def bench(args, allocs, skipped, notes, bindir, missing):
             "mode": mode, "rounds": rounds, "machine": meta,
             "allocators": [vars(a) for a in allocs], "skipped": skipped,
             "workloads": [{"name": w.name, "kind": w.kind, "args": w.args(mode),
-                           "what": w.what} for w in workloads],
+                           "what": w.what, "program": w.script, "env": w.env,
+                           "ratios_to": w.base(),
+                           "not_applicable": [a.name for a in allocs
+                                              if a.kind == w.kind and not w.applies(a)],
+                           "skipped": skipped_w.get(w.name)}
+                          for w in workloads],
             "summary": summary,
             "samples": [{"workload": wn, "allocator": an, "round": rnd,
                          "wall_s": r.wall_s, "maxrss_kb": r.maxrss_kb,
@@ -957,7 +1124,8 @@ def bench(args, allocs, skipped, notes, bindir, missing):
                          "gc_collections": r.gc_n,
                          "gc_pause_total_ms": r.gc_pause_total_ms,
                          "gc_pause_max_ms": r.gc_pause_max_ms,
-                         "gc_pauses_seen": r.gc_pauses_seen}
+                         "gc_pauses_seen": r.gc_pauses_seen,
+                         "metrics": r.metrics}
                         for (wn, an), runs in sorted(samples.items())
                         for rnd, r in runs],
             "failures": [{"workload": a, "allocator": b, "error": c}
@@ -1096,7 +1264,8 @@ def find_missing(args, allocs, skipped, notes, bindir):
                  % build_log}
     missing = {}
     for a in list(allocs):
-        ws = [w for w in WORKLOADS if w.kind == a.kind]
+        # Script workloads run an interpreter, not a program of the build.
+        ws = [w for w in WORKLOADS if w.applies(a) and not w.script]
         gone = [w for w in ws if not os.path.exists(a.binary(bindir, w))]
         if not gone:
             continue
@@ -1124,7 +1293,7 @@ def main():
     ap.add_argument("--build-dir", required=True,
                     help="the CMake build tree (bench binaries in <dir>/bench)")
     ap.add_argument("--quick", action="store_true",
-                    help="CI mode: smaller runs, 3 rounds (<= 2 minutes)")
+                    help="CI mode: smaller runs, 3 rounds (about 3 minutes)")
     ap.add_argument("--callgrind", action="store_true",
                     help="count instructions per malloc+free pair instead")
     ap.add_argument("--callgrind-n", type=int, default=0,
