@@ -348,11 +348,17 @@ void ga__gc_from_trigger(void) {
   if (atomic_load(&gc.running)) {
     /* A cycle is marking: past the goal, wait for it rather than let the
      * heap run away from a marker that cannot keep up. */
-    if (atomic_load(&ga__heapLive) >= atomic_load(&gc.goal) &&
-        !atomic_load(&gc.disabled)) {
+    int64_t goal = atomic_load(&gc.goal);
+    if (atomic_load(&ga__heapLive) >= goal && !atomic_load(&gc.disabled)) {
+      /* Help while there is published work. Past the goal by half the
+       * runway, stop allocating until the cycle ends (helping whenever
+       * there is work): the marker cannot keep up. */
+      int64_t hard = goal + (goal - (int64_t)gc.heapMarked) / 2;
       uint32_t since = atomic_load(&gc.doneEpoch);
-      while (atomic_load(&gc.running) && atomic_load(&gc.doneEpoch) == since)
-        ga__gc_assist();
+      while (atomic_load(&gc.running) && atomic_load(&gc.doneEpoch) == since) {
+        bool over = atomic_load(&ga__heapLive) >= hard;
+        if (!ga__gc_assist(over) && !over) break;
+      }
     }
     return;
   }

@@ -92,8 +92,9 @@ void ga__gc_mark_start(void);
 uint64_t ga__gc_mark_concurrent(int nworkers); /* ns stopped */
 uint64_t ga__gc_mark_terminate(int nworkers);
 /* A mutator past the goal helps the running concurrent drain (see
- * mgcmark.c). False if none was running. */
-bool ga__gc_assist(void);
+ * mgcmark.c). False if there was none to join; then, if `wait`, it waits
+ * a little for one. */
+bool ga__gc_assist(bool wait);
 /* Forget helper threads (fork child: they do not exist there). */
 void ga__gc_mark_after_fork_child(void);
 
@@ -104,7 +105,8 @@ bool ga__ww_enabled(void);
 void ga__ww_register(uintptr_t lo, uintptr_t hi); /* heap lock held */
 bool ga__ww_reset(void);  /* protect the heap: record stores from now on */
 void ga__ww_stop(void);   /* unprotect the heap: stop recording */
-intptr_t ga__ww_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg);
+intptr_t ga__ww_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg,
+                     bool rearm);
 void ga__ww_after_fork_child(void);
 /* mheap.c: span frees deferred while marking, done now. */
 void ga__mheap_freeDeferred(void);

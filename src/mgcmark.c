@@ -142,7 +142,8 @@ static workbuf *wb_get_empty(void) {
 static _Atomic uint32_t drain_epoch; /* bumped when a drain starts or ends,
                                         and when work is published for an
                                         assist */
-static _Atomic int assists_wanted;
+static _Atomic int assists_wanted; /* mutators waiting for work to help */
+static _Atomic int assist_demand;  /* a mutator past the goal wants to help */
 
 static void wb_publish(workbuf *b) {
   ga_mutex_lock(&work.lock);
@@ -244,7 +245,8 @@ static void drain(gcw *g) {
           __atomic_load_n(&work.full, __ATOMIC_RELAXED) == NULL) {
         if (atomic_load_explicit(&work.nidle, memory_order_relaxed) > 0) {
           balance(g);
-        } else if (atomic_load_explicit(&assists_wanted, memory_order_relaxed) > 0) {
+        } else if (atomic_load_explicit(&assists_wanted, memory_order_relaxed) > 0 ||
+                   atomic_load_explicit(&assist_demand, memory_order_relaxed)) {
           /* From here on mark bits are set atomically (a second marker is
            * coming); an assist joins only after it sees this, and this
            * store precedes the publication that lets it in. */
@@ -463,6 +465,7 @@ static void drain_parallel_j(gcw *g, int nworkers, bool joinable) {
   atomic_store(&work.done, 0);
   work.active = joinable;
   ga_mutex_unlock(&work.lock);
+  atomic_store_explicit(&assist_demand, 0, memory_order_relaxed);
   if (joinable) {
     atomic_fetch_add_explicit(&drain_epoch, 1, memory_order_release);
     ga__sys_futex_wake((uint32_t *)&drain_epoch, INT32_MAX);
@@ -499,7 +502,7 @@ static void drain_parallel(gcw *g, int nworkers) { drain_parallel_j(g, nworkers,
  * objects (ga__mallocing), and a drain only ends when every participant's
  * buffer is empty. Returns false if there was no drain to join (then it
  * waits, briefly, for one to start). */
-bool ga__gc_assist(void) {
+bool ga__gc_assist(bool wait) {
   uint32_t e = atomic_load_explicit(&drain_epoch, memory_order_acquire);
   ga__mallocing++;
   atomic_signal_fence(memory_order_seq_cst);
@@ -527,11 +530,15 @@ bool ga__gc_assist(void) {
   atomic_signal_fence(memory_order_seq_cst);
   if (--ga__mallocing == 0 && ga__stopPending) ga__stop_self_pending();
   if (!join) {
-    /* Ask the markers to share, and wait a little for it (or for the next
-     * drain, or the cycle's end, which bumps drain_epoch too). */
-    atomic_fetch_add(&assists_wanted, 1);
-    ga__sys_futex_wait_ns((uint32_t *)&drain_epoch, e, 100000);
-    atomic_fetch_sub(&assists_wanted, 1);
+    /* Ask the markers to share work from now on (until this drain ends),
+     * and, if told to, wait a little for it (or for the next drain, or the
+     * cycle's end, which bump drain_epoch too). */
+    atomic_store_explicit(&assist_demand, 1, memory_order_relaxed);
+    if (wait) {
+      atomic_fetch_add(&assists_wanted, 1);
+      ga__sys_futex_wait_ns((uint32_t *)&drain_epoch, e, 100000);
+      atomic_fetch_sub(&assists_wanted, 1);
+    }
   }
   return join;
 }
@@ -648,15 +655,18 @@ static void rescan_written(uintptr_t lo, uintptr_t hi, void *arg) {
 }
 
 /* The concurrent phase, in rounds: drain; rescan the marked objects on
- * pages written meanwhile (consuming and re-arming the write watch); drain;
- * then, in a brief stop, grey the roots again, so that objects the program
- * allocated meanwhile (white) and still holds are traced now rather than in
- * the final pause. Each round has less left to do than the one before
- * unless the program outruns the marker; the rounds end when one finds
- * little (ROUND_BYTES newly marked and ROUND_PAGES written) or after
- * MAX_ROUNDS, and the final pause does what is left. Returns the time the
- * world was stopped for the root rescans. */
-enum { ROUND_PAGES = 64, ROUND_BYTES = 256 << 10, MAX_ROUNDS = 6 };
+ * pages written since the mark began; drain; then, in a brief stop, grey
+ * the roots again, so that objects the program allocated meanwhile (white)
+ * and still holds are traced now rather than in the final pause. The
+ * rounds end when one finds little (ROUND_BYTES newly marked and
+ * ROUND_PAGES newly written) or after MAX_ROUNDS. These scans do not
+ * re-protect what they report (each protected page written costs the
+ * program a fault, once per protection): a page written early is reported,
+ * and its marked objects rescanned, again in later rounds, which is cheap
+ * when it holds new, unmarked objects, as it mostly does. One last scan
+ * re-protects, so that the final pause rescans only what was written after
+ * it. Returns the time the world was stopped for the root rescans. */
+enum { ROUND_PAGES = 256, ROUND_BYTES = 256 << 10, MAX_ROUNDS = 6 };
 
 static uint64_t marked_so_far(void) {
   return markg.bytes + atomic_load(&work.bytesMarked);
@@ -664,6 +674,7 @@ static uint64_t marked_so_far(void) {
 
 uint64_t ga__gc_mark_concurrent(int nworkers) {
   uint64_t stopped = 0;
+  intptr_t last = 0;
   for (int round = 0;; round++) {
     uint64_t b0 = marked_so_far();
     atomic_store(&mark_atomic, nworkers > 1); /* until an assist joins */
@@ -671,14 +682,14 @@ uint64_t ga__gc_mark_concurrent(int nworkers) {
     VG_SCAN_BEGIN();
     drain_parallel_j(&markg, nworkers, true);
     rescan_ctx rc = {&markg, true};
-    intptr_t n = ga__ww_scan(rescan_written, &rc);
+    intptr_t n = ga__ww_scan(rescan_written, &rc, false);
     drain_parallel_j(&markg, nworkers, true);
     VG_SCAN_END();
     mark_concurrent = false;
-    if (n < 0) break; /* tracking failed: termination rescans everything */
-    if (round + 1 >= MAX_ROUNDS ||
-        (n < ROUND_PAGES && marked_so_far() - b0 < ROUND_BYTES))
-      break;
+    if (n < 0) return stopped; /* tracking failed: termination rescans all */
+    bool little = n - last < ROUND_PAGES && marked_so_far() - b0 < ROUND_BYTES;
+    last = n;
+    if (round + 1 >= MAX_ROUNDS || little) break;
     int64_t t = ga__sys_nanotime();
     ga__stop_the_world();
     atomic_store(&mark_atomic, false);
@@ -686,6 +697,14 @@ uint64_t ga__gc_mark_concurrent(int nworkers) {
     ga__start_the_world();
     stopped += (uint64_t)(ga__sys_nanotime() - t);
   }
+  atomic_store(&mark_atomic, nworkers > 1);
+  mark_concurrent = true;
+  VG_SCAN_BEGIN();
+  rescan_ctx rc = {&markg, true};
+  ga__ww_scan(rescan_written, &rc, true);
+  drain_parallel_j(&markg, nworkers, true);
+  VG_SCAN_END();
+  mark_concurrent = false;
   return stopped;
 }
 
@@ -703,7 +722,7 @@ uint64_t ga__gc_mark_terminate(int nworkers) {
   atomic_store(&mark_atomic, nworkers > 1);
   rescan_ctx rc = {&markg, false};
   VG_SCAN_BEGIN();
-  if (ga__ww_scan(rescan_written, &rc) < 0) rescan_all(&rc);
+  if (ga__ww_scan(rescan_written, &rc, true) < 0) rescan_all(&rc);
   VG_SCAN_END();
   mark_roots(&markg);
   mark_finish(&markg, nworkers);

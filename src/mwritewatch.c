@@ -179,10 +179,13 @@ void ga__ww_stop(void) {
 }
 
 /* Call fn(lo, hi, arg) for every run of heap pages written since the last
- * reset or scan, and protect them again. Returns the number of 4 KiB pages
+ * reset or rearming scan, and, if `rearm`, protect them again (a page
+ * protected again faults again on its next store: the collector rearms
+ * only when it needs to know about later stores alone). Returns the number of 4 KiB pages
  * reported, or -1 if the kernel refused (the caller must then treat every
  * page as written: tracking is off). */
-intptr_t ga__ww_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg) {
+intptr_t ga__ww_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg,
+                     bool rearm) {
   if (!ga__ww_enabled()) return -1;
   /* Ranges are only ever added or extended: a snapshot taken here covers
    * every page that held objects at this moment, and the lock is not held
@@ -201,7 +204,8 @@ intptr_t ga__ww_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *ar
     uintptr_t start = snap[i].lo, end = snap[i].hi;
     while (start < end) {
       struct pm_scan_arg a = {.size = sizeof a,
-                              .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+                              .flags = rearm ? PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC
+                                             : 0,
                               .start = start,
                               .end = end,
                               .vec = (uintptr_t)vec,
