@@ -357,6 +357,7 @@ typedef struct ga_heap_counters {
   uintptr_t largeInUse;  /* large spans in use */
 } ga_heap_counters;
 void ga__mheap_counters(ga_heap_counters *out);
+uintptr_t ga__mheap_freePagesHint(void);
 
 /* ---- bitmaps (mbitmap.c) ---------------------------------------------- */
 

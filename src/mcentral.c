@@ -101,6 +101,13 @@ mspan *ga__mcentral_cacheSpan(unsigned ci, mcache *c) {
   unsigned cl = mc->spanclass >> 1;
   ga__deductSweepCredit((uintptr_t)ga__class_to_npages[cl] * GA_PAGE_SIZE, 0);
   mspan *s;
+  /* While the collector marks concurrently, take a fresh span if the heap
+   * has free pages: its pages are not write-protected (mwritewatch.c), so
+   * filling it costs no faults, where a partial span's pages would fault
+   * one by one. Its partial spans wait for the end of the mark. */
+  if (GA_UNLIKELY(atomic_load_explicit(&ga__gcphase, memory_order_relaxed) != GC_OFF) &&
+      ga__mheap_freePagesHint() >= 4 * (uintptr_t)ga__class_to_npages[cl] + 64)
+    goto fresh;
   ga_mutex_lock(&mc->lock);
   while ((s = mc->partial) != NULL) {
     take_off_list(mc, s);
@@ -130,6 +137,7 @@ mspan *ga__mcentral_cacheSpan(unsigned ci, mcache *c) {
   if (s != NULL) mc->full = s; /* rotate: resume the scan here next time */
   ga_mutex_unlock(&mc->lock);
 
+fresh:
   s = ga__mheap_alloc(ga__class_to_npages[cl], 1, mc->spanclass, mc->tiny);
   if (s == NULL) return NULL;
   ga_mutex_lock(&mc->lock);

@@ -110,6 +110,8 @@ intptr_t ga__ww_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *ar
 void ga__ww_after_fork_child(void);
 /* mheap.c: span frees deferred while marking, done now. */
 void ga__mheap_freeDeferred(void);
+/* mheap.c: runs of pages of in-use scan spans (see there). */
+void ga__mheap_scanRuns(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg);
 
 /* ---- sweeping (mgcsweep.c) --------------------------------------------- */
 

@@ -324,6 +324,50 @@ void ga__mheap_freeDeferred(void) {
   if (scav_wake) ga__scavenger_wake();
 }
 
+/* Free (unused, not released) pages the heap holds, read without the lock:
+ * a hint for the allocator's choices, never exact. */
+uintptr_t ga__mheap_freePagesHint(void) {
+  uintptr_t sys = __atomic_load_n(&mheap_.heapSys, __ATOMIC_RELAXED) / GA_PAGE_SIZE;
+  uintptr_t used = __atomic_load_n(&mheap_.pagesInUse, __ATOMIC_RELAXED);
+  uintptr_t rel = ga__pages_scavenged_count();
+  return sys > used + rel ? sys - used - rel : 0;
+}
+
+/* Call fn on each maximal run of pages [lo, hi) held by in-use spans that
+ * may hold pointers (scan spans), in address order. Reads the spans map
+ * without the heap lock: a span born or freed meanwhile may be missed or
+ * included (the write watch treats an unprotected page as written, so a
+ * miss only costs a rescan). */
+void ga__mheap_scanRuns(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg) {
+  uintptr_t min = atomic_load(&ga__heapMin), max = atomic_load(&ga__heapMax);
+  uintptr_t runLo = 0, runHi = 0;
+  for (uintptr_t a = min; a < max; a += GA_ARENA_BYTES) {
+    heapArena *ha = atomic_load_explicit(
+        &ga__arenas[(a >> GA_ARENA_SHIFT) & (GA_ARENA_L2_ENTRIES - 1)], memory_order_acquire);
+    if (ha == NULL) continue;
+    for (uintptr_t i = 0; i < GA_PAGES_PER_ARENA;) {
+      mspan *sp = atomic_load_explicit(&ha->spans[i], memory_order_relaxed);
+      uintptr_t p = a + i * GA_PAGE_SIZE;
+      if (sp == &ga__emptyspan ||
+          atomic_load_explicit(&sp->state, memory_order_acquire) != mSpanInUse ||
+          sp->startAddr != p || sp->npages == 0 || (sp->spanclass & 1)) {
+        i++;
+        continue;
+      }
+      uintptr_t end = p + sp->npages * GA_PAGE_SIZE;
+      if (p == runHi) {
+        runHi = end;
+      } else {
+        if (runHi > runLo) fn(runLo, runHi, arg);
+        runLo = p;
+        runHi = end;
+      }
+      i += sp->npages;
+    }
+  }
+  if (runHi > runLo) fn(runLo, runHi, arg);
+}
+
 void ga__mheap_counters(ga_heap_counters *out) {
   ga_mutex_lock(&mheap_.lock);
   out->pagesInUse = mheap_.pagesInUse;

@@ -145,19 +145,28 @@ void ga__ww_register(uintptr_t lo, uintptr_t hi) {
   ga_mutex_unlock(&ww.lock);
 }
 
-/* Write-protect the whole heap: from now on every store is recorded. False
- * if the kernel refused (tracking is then off). */
+/* Write-protect the pages of the heap's in-use scan spans (mheap.c walks
+ * them): from now on every store to them is recorded. Other pages are left
+ * alone: a free page or a pointer-free span's needs no watching until it
+ * holds objects that might be marked, and an unprotected page that is
+ * written counts as written anyway (no protection bit), so a page this
+ * misses is only reported when it need not be. Allocation during the mark
+ * lands in such pages mostly (mcentral.c prefers fresh spans then), which
+ * spares the program a fault per page. False if the kernel refused
+ * (tracking is then off). */
+static void protect_run(uintptr_t lo, uintptr_t hi, void *arg) {
+  bool *ok = arg;
+  if (!*ok) return;
+  struct uffdio_writeprotect wp = {.range = {lo, hi - lo}, .mode = UFFDIO_WRITEPROTECT_MODE_WP};
+  if (ioctl(ww.uffd, UFFDIO_WRITEPROTECT, &wp) != 0) *ok = false;
+}
+
 bool ga__ww_reset(void) {
   if (!ga__ww_enabled()) return false;
   ga_mutex_lock(&ww.lock);
   int saved = errno;
   bool ok = true;
-  for (int i = 0; i < ww.nranges && ok; i++) {
-    struct uffdio_writeprotect wp = {
-        .range = {ww.ranges[i].lo, ww.ranges[i].hi - ww.ranges[i].lo},
-        .mode = UFFDIO_WRITEPROTECT_MODE_WP};
-    ok = ioctl(ww.uffd, UFFDIO_WRITEPROTECT, &wp) == 0;
-  }
+  ga__mheap_scanRuns(protect_run, &ok);
   if (!ok) ww_off();
   errno = saved;
   ga_mutex_unlock(&ww.lock);
