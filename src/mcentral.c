@@ -106,6 +106,7 @@ mspan *ga__mcentral_cacheSpan(unsigned ci, mcache *c) {
    * filling it costs no faults, where a partial span's pages would fault
    * one by one. Its partial spans wait for the end of the mark. */
   if (GA_UNLIKELY(atomic_load_explicit(&ga__gcphase, memory_order_relaxed) != GC_OFF) &&
+      !(mc->spanclass & 1) && /* pointer-free spans are never protected */
       ga__mheap_freePagesHint() >= 4 * (uintptr_t)ga__class_to_npages[cl] + 64)
     goto fresh;
   ga_mutex_lock(&mc->lock);
