@@ -36,7 +36,8 @@
  * until the end (mheap.c), so markers reading stale span records never
  * write into reused memory.
  * Without the write watch (older kernels, valgrind, a fork child,
- * GOALLOC_GC_CONCURRENT=0) steps 2-4 are one stop-the-world mark.
+ * GOALLOC_GC_CONCURRENT=0), and when a stop-the-world mark would be short
+ * anyway (want_concurrent), steps 2-4 are one stop-the-world mark.
  *
  * Pacer (Go's GOGC semantics): after a cycle that found `marked` live bytes,
  * the goal is marked + marked * GOGC / 100, at least 4 MiB * GOGC / 100
@@ -82,6 +83,7 @@ static struct {
   _Atomic int64_t goal;     /* heap goal of the cycle being paced */
   _Atomic int running;      /* a cycle is in progress */
   uint64_t markAlloc;       /* bytes allocated during the last concurrent mark */
+  double stwMarkRate;       /* bytes per ns of the last stop-the-world mark */
   /* The collector's thread: requests and completions. */
   _Atomic uint32_t reqEpoch;  /* bumped with each request (worker waits) */
   _Atomic uint32_t doneEpoch; /* bumped after each cycle (requesters wait) */
@@ -173,6 +175,22 @@ static int concurrent_workers(void) {
   return n < 1 ? 1 : n > 8 ? 8 : n;
 }
 
+/* Concurrent or stop-the-world? A concurrent mark costs the program a
+ * fault (and, on most machines, an interrupt of the collector's CPU) per
+ * protected page it writes, and the collector page-table walks: it pays
+ * when the pause it saves is long. A heap that a stop-the-world mark gets
+ * through in under CONC_MIN_PAUSE is marked stop-the-world (measured on
+ * gc-churn, 3 ms pauses: concurrent cycles doubled the run time). The
+ * estimate is the last cycle's live bytes at the mark rate of the last
+ * stop-the-world mark (1 GB/s until one ran). */
+#define CONC_MIN_PAUSE_NS 4000000
+static bool want_concurrent(uint64_t live) {
+  if (!ga__ww_enabled()) return false;
+  if (ga__option_get(GA_OPT_GC_CONCURRENT) >= 2) return true;
+  double rate = gc.stwMarkRate > 0 ? gc.stwMarkRate : 1.0; /* bytes per ns */
+  return (double)live / rate >= CONC_MIN_PAUSE_NS;
+}
+
 /* Pace the next cycle from what this one found live (gc.lock held).
  * A concurrent cycle must start early enough that marking ends before the
  * heap reaches the goal: Go's pacer estimates how much the program
@@ -204,7 +222,7 @@ static void gc_cycle_locked(bool forced) {
   int64_t t0 = ga__sys_nanotime();
   ga__finish_sweep();
   ga__gc_refresh_data_roots();
-  bool concurrent = ga__ww_reset();
+  bool concurrent = want_concurrent(gc.heapMarked) && ga__ww_reset();
   uint64_t before = (uint64_t)atomic_load(&ga__heapLive);
   int workers = stw_workers();
   int cworkers = concurrent_workers();
@@ -228,11 +246,13 @@ static void gc_cycle_locked(bool forced) {
   } else {
     t2 = t3 = ga__sys_nanotime();
     marked = ga__gc_mark(workers);
+    int64_t markNs = ga__sys_nanotime() - t3;
+    if (marked > (1u << 20) && markNs > 0) gc.stwMarkRate = (double)marked / (double)markNs;
   }
   uint64_t now = (uint64_t)atomic_load(&ga__heapLive);
   uint64_t live = marked;
   if (concurrent) gc.markAlloc = now > atmark ? now - atmark : 0;
-  int64_t goal = commit(live, concurrent);
+  int64_t goal = commit(live, want_concurrent(live));
   ga__gc_sweep_start(live, (uint64_t)atomic_load(&gc.trigger));
   atomic_store(&ga__gcWanted, 0);
   t4 = ga__sys_nanotime();
@@ -400,7 +420,7 @@ void ga__gc_pacer_changed(void) {
   ga_mutex_lock(&gc.lock);
   uint64_t live = gc.heapMarked;
   int64_t heapLive = atomic_load(&ga__heapLive);
-  commit(live, ga__ww_enabled());
+  commit(live, want_concurrent(live));
   atomic_store(&ga__heapLive, heapLive); /* commit resets it; keep the count */
   ga_mutex_unlock(&gc.lock);
   if (atomic_load(&ga__heapLive) >= atomic_load(&gc.trigger) && ga__option_gogc() >= 0)

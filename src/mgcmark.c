@@ -722,7 +722,8 @@ uint64_t ga__gc_mark_terminate(int nworkers) {
   atomic_store(&mark_atomic, nworkers > 1);
   rescan_ctx rc = {&markg, false};
   VG_SCAN_BEGIN();
-  if (ga__ww_scan(rescan_written, &rc, true) < 0) rescan_all(&rc);
+  /* No rearming: the heap is unprotected right after this pause. */
+  if (ga__ww_scan(rescan_written, &rc, false) < 0) rescan_all(&rc);
   VG_SCAN_END();
   mark_roots(&markg);
   mark_finish(&markg, nworkers);

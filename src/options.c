@@ -172,11 +172,12 @@ static const option_desc table[GA_OPT_COUNT] = {
     [GA_OPT_SCAVENGE_DELAY_MS] = {"GOALLOC_SCAVENGE_DELAY_MS", 1000, 0,
                                   24 * 3600 * 1000, parse_int,
                                   "milliseconds, 0 to 86400000", NULL},
-    /* Concurrent marking needs the kernel's write watch (mwritewatch.c); 0
-     * keeps every cycle stop-the-world (for comparison, or a kernel whose
-     * userfaultfd misbehaves). */
-    [GA_OPT_GC_CONCURRENT] = {"GOALLOC_GC_CONCURRENT", 1, 0, 1, parse_bool,
-                              "0 or 1", NULL},
+    /* Concurrent marking needs the kernel's write watch (mwritewatch.c): 1
+     * marks concurrently when a stop-the-world mark would pause long (mgc.c),
+     * 2 always, 0 never (for comparison, or a kernel whose userfaultfd
+     * misbehaves). */
+    [GA_OPT_GC_CONCURRENT] = {"GOALLOC_GC_CONCURRENT", 1, 0, 2, parse_int,
+                              "0 (never), 1 (when pauses would be long) or 2 (always)", NULL},
 };
 
 int64_t ga__options_init_ns; /* when the options were read: process start */

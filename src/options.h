@@ -26,7 +26,7 @@ typedef enum ga_option {
   GA_OPT_VERBOSE,           /* 0 (quiet) .. 2 */
   GA_OPT_SCAVENGE,          /* 0 / 1: background scavenger */
   GA_OPT_SCAVENGE_DELAY_MS, /* free pages idle this long are released */
-  GA_OPT_GC_CONCURRENT,     /* 0 / 1: mark while the program runs */
+  GA_OPT_GC_CONCURRENT,     /* 0 never / 1 auto / 2 always: mark while the program runs */
   GA_OPT_COUNT
 } ga_option;
 
