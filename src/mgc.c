@@ -83,7 +83,7 @@ static struct {
   _Atomic int64_t goal;     /* heap goal of the cycle being paced */
   _Atomic int running;      /* a cycle is in progress */
   uint64_t markAlloc;       /* bytes allocated during the last concurrent mark */
-  double stwMarkRate;       /* bytes per ns of the last stop-the-world mark */
+  double stwMarkRate;       /* bytes per ns, best stop-the-world mark so far */
   /* The collector's thread: requests and completions. */
   _Atomic uint32_t reqEpoch;  /* bumped with each request (worker waits) */
   _Atomic uint32_t doneEpoch; /* bumped after each cycle (requesters wait) */
@@ -181,14 +181,15 @@ static int concurrent_workers(void) {
  * when the pause it saves is long. A heap that a stop-the-world mark gets
  * through in under CONC_MIN_PAUSE is marked stop-the-world (measured on
  * gc-churn, 3 ms pauses: concurrent cycles doubled the run time). The
- * estimate is the last cycle's live bytes at the mark rate of the last
- * stop-the-world mark (1 GB/s until one ran). */
+ * estimate is the last cycle's live bytes at the best mark rate of the
+ * stop-the-world marks so far (so the first cycles, on a small heap, stop
+ * the world and measure it). */
 #define CONC_MIN_PAUSE_NS 4000000
 static bool want_concurrent(uint64_t live) {
   if (!ga__ww_enabled()) return false;
   if (ga__option_get(GA_OPT_GC_CONCURRENT) >= 2) return true;
-  double rate = gc.stwMarkRate > 0 ? gc.stwMarkRate : 1.0; /* bytes per ns */
-  return (double)live / rate >= CONC_MIN_PAUSE_NS;
+  if (gc.stwMarkRate <= 0) return false; /* no measure yet: stop the world */
+  return (double)live / gc.stwMarkRate >= CONC_MIN_PAUSE_NS;
 }
 
 /* Pace the next cycle from what this one found live (gc.lock held).
@@ -247,7 +248,10 @@ static void gc_cycle_locked(bool forced) {
     t2 = t3 = ga__sys_nanotime();
     marked = ga__gc_mark(workers);
     int64_t markNs = ga__sys_nanotime() - t3;
-    if (marked > (1u << 20) && markNs > 0) gc.stwMarkRate = (double)marked / (double)markNs;
+    /* The best rate seen: a mark slowed once (the machine was busy) must
+     * not tip the choice (want_concurrent). */
+    double rate = markNs > 0 ? (double)marked / (double)markNs : 0;
+    if (marked > (1u << 20) && rate > gc.stwMarkRate) gc.stwMarkRate = rate;
   }
   uint64_t now = (uint64_t)atomic_load(&ga__heapLive);
   uint64_t live = marked;
