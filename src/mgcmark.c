@@ -310,6 +310,20 @@ static _Atomic uint32_t helper_epoch; /* bumped to start a mark phase */
 static _Atomic int helpers_running;
 static int nhelpers;
 
+/* A helper thread's or an assist's share of a drain, with a buffer of its
+ * own, returned empty at the end. */
+static void drain_as_participant(bool assist) {
+  gcw g = {wb_get_empty(), 0, assist};
+  VG_SCAN_BEGIN();
+  drain(&g);
+  VG_SCAN_END();
+  atomic_fetch_add(&work.bytesMarked, g.bytes);
+  ga_mutex_lock(&work.lock);
+  g.cur->next = work.empty;
+  work.empty = g.cur;
+  ga_mutex_unlock(&work.lock);
+}
+
 static void *mark_helper(void *arg) {
   (void)arg;
   uint32_t seen = 0;
@@ -318,15 +332,7 @@ static void *mark_helper(void *arg) {
     while ((e = atomic_load_explicit(&helper_epoch, memory_order_acquire)) == seen)
       ga__sys_futex_wait((uint32_t *)&helper_epoch, seen);
     seen = e;
-    gcw g = {wb_get_empty(), 0, false};
-    VG_SCAN_BEGIN();
-    drain(&g);
-    VG_SCAN_END();
-    atomic_fetch_add(&work.bytesMarked, g.bytes);
-    ga_mutex_lock(&work.lock);
-    g.cur->next = work.empty;
-    work.empty = g.cur;
-    ga_mutex_unlock(&work.lock);
+    drain_as_participant(false);
     atomic_fetch_sub_explicit(&helpers_running, 1, memory_order_release);
     ga__sys_futex_wake((uint32_t *)&helpers_running, 1);
   }
@@ -515,15 +521,7 @@ bool ga__gc_assist(bool wait) {
   }
   ga_mutex_unlock(&work.lock);
   if (join) {
-    gcw g = {wb_get_empty(), 0, true};
-    VG_SCAN_BEGIN();
-    drain(&g);
-    VG_SCAN_END();
-    atomic_fetch_add(&work.bytesMarked, g.bytes);
-    ga_mutex_lock(&work.lock);
-    g.cur->next = work.empty;
-    work.empty = g.cur;
-    ga_mutex_unlock(&work.lock);
+    drain_as_participant(true);
     atomic_fetch_sub_explicit(&assists_active, 1, memory_order_release);
     ga__sys_futex_wake((uint32_t *)&assists_active, 1);
   }
