@@ -84,6 +84,7 @@ static struct {
   _Atomic int running;      /* a cycle is in progress */
   uint64_t markAlloc;       /* bytes allocated during the last concurrent mark */
   double stwMarkRate;       /* bytes per ns, best stop-the-world mark so far */
+  uint64_t lastHeapAtMark;  /* heapLive when the last cycle's mark began */
   /* The collector's thread: requests and completions. */
   _Atomic uint32_t reqEpoch;  /* bumped with each request (worker waits) */
   _Atomic uint32_t doneEpoch; /* bumped after each cycle (requesters wait) */
@@ -181,15 +182,28 @@ static int concurrent_workers(void) {
  * when the pause it saves is long. A heap that a stop-the-world mark gets
  * through in under CONC_MIN_PAUSE is marked stop-the-world (measured on
  * gc-churn, 3 ms pauses: concurrent cycles doubled the run time). The
- * estimate is the last cycle's live bytes at the best mark rate of the
- * stop-the-world marks so far (so the first cycles, on a small heap, stop
- * the world and measure it). */
+ * estimate is the live heap expected (expected_live) at the best mark rate
+ * of the stop-the-world marks so far. */
 #define CONC_MIN_PAUSE_NS 4000000
 static bool want_concurrent(uint64_t live) {
   if (!ga__ww_enabled()) return false;
   if (ga__option_get(GA_OPT_GC_CONCURRENT) >= 2) return true;
-  if (gc.stwMarkRate <= 0) return false; /* no measure yet: stop the world */
-  return (double)live / gc.stwMarkRate >= CONC_MIN_PAUSE_NS;
+  /* Until a stop-the-world mark was measured: 2 bytes per ns, about what
+   * this machine's marks of small pointer-dense objects achieve. */
+  double rate = gc.stwMarkRate > 0 ? gc.stwMarkRate : 2.0;
+  return (double)live / rate >= CONC_MIN_PAUSE_NS;
+}
+
+/* At the start of a cycle: the live heap it will find, estimated as the
+ * heap now times the live fraction the last cycle found (a heap that
+ * doubled since, as a growing program's does, likely holds twice as much). */
+static uint64_t expected_live(void) {
+  int64_t now = atomic_load(&ga__heapLive);
+  if (gc.lastHeapAtMark == 0 || now <= 0) return gc.heapMarked;
+  double frac = (double)gc.heapMarked / (double)gc.lastHeapAtMark;
+  if (frac > 1) frac = 1;
+  uint64_t est = (uint64_t)((double)now * frac);
+  return est > gc.heapMarked ? est : gc.heapMarked;
 }
 
 /* Pace the next cycle from what this one found live (gc.lock held).
@@ -223,7 +237,7 @@ static void gc_cycle_locked(bool forced) {
   int64_t t0 = ga__sys_nanotime();
   ga__finish_sweep();
   ga__gc_refresh_data_roots();
-  bool concurrent = want_concurrent(gc.heapMarked) && ga__ww_reset();
+  bool concurrent = want_concurrent(expected_live()) && ga__ww_reset();
   uint64_t before = (uint64_t)atomic_load(&ga__heapLive);
   int workers = stw_workers();
   int cworkers = concurrent_workers();
@@ -255,6 +269,7 @@ static void gc_cycle_locked(bool forced) {
   }
   uint64_t now = (uint64_t)atomic_load(&ga__heapLive);
   uint64_t live = marked;
+  gc.lastHeapAtMark = atmark;
   if (concurrent) gc.markAlloc = now > atmark ? now - atmark : 0;
   int64_t goal = commit(live, want_concurrent(live));
   ga__gc_sweep_start(live, (uint64_t)atomic_load(&gc.trigger));

@@ -664,7 +664,7 @@ static void rescan_written(uintptr_t lo, uintptr_t hi, void *arg) {
  * when it holds new, unmarked objects, as it mostly does. One last scan
  * re-protects, so that the final pause rescans only what was written after
  * it. Returns the time the world was stopped for the root rescans. */
-enum { ROUND_PAGES = 256, ROUND_BYTES = 256 << 10, MAX_ROUNDS = 3 };
+enum { ROUND_PAGES = 256, ROUND_BYTES = 256 << 10, MAX_ROUNDS = 4 };
 
 static uint64_t marked_so_far(void) {
   return markg.bytes + atomic_load(&work.bytesMarked);
