@@ -256,6 +256,8 @@ static void gc_cycle_locked(bool forced) {
     roundPause = ga__gc_mark_concurrent(cworkers);
     t3 = ga__sys_nanotime();
     ga__stop_the_world();
+    /* Every core: the final drain traces what is young and reachable. */
+    workers = ga__sys_ncpu() > 8 ? 8 : ga__sys_ncpu();
     marked = ga__gc_mark_terminate(workers);
     atomic_store(&ga__gcphase, GC_OFF);
   } else {
