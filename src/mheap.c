@@ -72,6 +72,16 @@ static struct {
   uintptr_t grownSinceReclaim; /* pages grown since the last reclaim pass */
 } mheap_;
 
+/* heapSys - pagesInUse, in pages, for ga__mheap_freePagesHint (written
+ * under the heap lock, read without it). */
+static _Atomic uintptr_t freePagesHint;
+static void update_free_hint(void) {
+  uintptr_t sys = mheap_.heapSys / GA_PAGE_SIZE;
+  atomic_store_explicit(&freePagesHint,
+                        sys > mheap_.pagesInUse ? sys - mheap_.pagesInUse : 0,
+                        memory_order_relaxed);
+}
+
 /* ---- init ------------------------------------------------------------- */
 
 _Atomic int ga__inited;
@@ -145,6 +155,7 @@ static bool arena_reserve(uintptr_t bytes) {
       ga__ww_register(mheap_.curArena, mheap_.curArena + n);
       ga__pages_grow(mheap_.curArena, n / GA_PAGE_SIZE);
       mheap_.heapSys += n;
+      update_free_hint();
     }
   }
   mheap_.curArena = p;
@@ -166,6 +177,7 @@ static bool mheap_grow(uintptr_t npages) {
   mheap_.curArena += bytes;
   ga__pages_grow(base, bytes / GA_PAGE_SIZE);
   mheap_.heapSys += bytes;
+  update_free_hint();
   mheap_.grownSinceReclaim += bytes / GA_PAGE_SIZE;
   return true;
 }
@@ -263,6 +275,7 @@ mspan *ga__mheap_alloc(uintptr_t npages, uintptr_t align_pages, unsigned spc,
   atomic_store_explicit(&s->state, mSpanInUse, memory_order_release);
   page_in_use(base, true);
   mheap_.pagesInUse += npages;
+  update_free_hint();
   mheap_.spansInUse++;
   if (cl == 0) mheap_.largeInUse++;
   bool scav_work = ga__scav_alloc_locked(s); /* stats, scavenger (mgcscavenge.c) */
@@ -276,6 +289,7 @@ mspan *ga__mheap_alloc(uintptr_t npages, uintptr_t align_pages, unsigned spc,
 static bool freeSpan_locked(mspan *s) {
   page_in_use(s->startAddr, false);
   mheap_.pagesInUse -= s->npages;
+  update_free_hint();
   mheap_.spansInUse--;
   if ((s->spanclass >> 1) == 0) mheap_.largeInUse--;
   ga__pages_free(s->startAddr, s->npages);
@@ -324,13 +338,10 @@ void ga__mheap_freeDeferred(void) {
   if (scav_wake) ga__scavenger_wake();
 }
 
-/* Free (unused, not released) pages the heap holds, read without the lock:
- * a hint for the allocator's choices, never exact. */
+/* Free pages the heap holds (released ones included), read without the
+ * lock: a hint for the allocator's choices, never exact. */
 uintptr_t ga__mheap_freePagesHint(void) {
-  uintptr_t sys = __atomic_load_n(&mheap_.heapSys, __ATOMIC_RELAXED) / GA_PAGE_SIZE;
-  uintptr_t used = __atomic_load_n(&mheap_.pagesInUse, __ATOMIC_RELAXED);
-  uintptr_t rel = ga__pages_scavenged_count();
-  return sys > used + rel ? sys - used - rel : 0;
+  return atomic_load_explicit(&freePagesHint, memory_order_relaxed);
 }
 
 /* Call fn on each maximal run of pages [lo, hi) held by in-use spans that
@@ -338,6 +349,7 @@ uintptr_t ga__mheap_freePagesHint(void) {
  * without the heap lock: a span born or freed meanwhile may be missed or
  * included (the write watch treats an unprotected page as written, so a
  * miss only costs a rescan). */
+__attribute__((no_sanitize("thread"))) /* the intended racy read above */
 void ga__mheap_scanRuns(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg) {
   uintptr_t min = atomic_load(&ga__heapMin), max = atomic_load(&ga__heapMax);
   uintptr_t runLo = 0, runHi = 0;
