@@ -143,9 +143,9 @@ static GA_NOINLINE void free_slow(uintptr_t a) {
 
 /* The owner's free. If the object lies in the current 64-slot window, set
  * its allocCache bit (it is handed out again next); elsewhere in the span
- * clear its allocBits bit. Either way after checking that it is the start
- * of a slot that exists, is allocated, and was not already freed through
- * freeBits. No lock, no atomic RMW; about 30 instructions. Anything else
+ * clear its allocBits bit and set its word's roomWords bit (for
+ * nextWindow). Either way after checking that it is the start of a slot
+ * that exists, is allocated, and was not already freed through freeBits. No lock, no atomic RMW; about 30 instructions. Anything else
  * goes to free_slow, which reports what is wrong.
  *
  * The plain load and store of allocBits need no slow-path region: only the
@@ -184,6 +184,7 @@ void ga_free(void *p) {
         if (GA_LIKELY(bits & ~ga__loadBits(&s->freeBits[idx >> 6]) & m)) {
           GA_VG_FREE(p);
           ga__storeBits(w, bits & ~m);
+          s->roomWords |= (uint64_t)1 << (idx >> 6); /* for nextWindow */
           GA_KEEPALIVE(a);
           s->localFrees++;
           return;
