@@ -128,6 +128,14 @@ typedef struct mspan {
                                   collector and validators */
   uint64_t windowValid;  /* slots of the window that exist (< nelems) */
   uintptr_t windowAddr;  /* address of slot freeindex */
+  /* For the owner's free in the window (Lemire's direct remainder, since
+   * off < windowBytes < 2^32): with off = a - windowAddr, the 128-bit
+   * product off * divMul64 has the slot in its high half, and its low half
+   * is below divMul64 exactly when off is a multiple of elemsize. One
+   * multiply where Go's divMul needs a second to check the remainder.
+   * divMul64 = 2^64/elemsize + 1 (floor); windowBytes = 64 * elemsize. */
+  uint64_t divMul64;
+  uint32_t windowBytes;
   _Atomic uint64_t *windowFree; /* &freeBits[freeindex / 64] */
   /* While cached: bit w set for every allocBits word w, other than the
    * window's, that has a free slot (and perhaps for some that no longer

@@ -159,9 +159,10 @@ void ga_free(void *p) {
   if (GA_LIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) ==
                 ga__tls_cache)) {
     uintptr_t off = a - s->windowAddr;
-    uintptr_t idx = ga__objIndex(s, off);
-    if (GA_LIKELY(idx < 64 && idx * s->elemsize == off)) {
-      uint64_t m = (uint64_t)1 << idx;
+    /* Slot in the high half, slot start iff the low half < divMul64. */
+    unsigned __int128 q = (unsigned __int128)off * s->divMul64;
+    if (GA_LIKELY(off < s->windowBytes && (uint64_t)q < s->divMul64)) {
+      uint64_t m = (uint64_t)1 << (unsigned)(q >> 64);
       uint64_t cache = ga__loadBits(&s->allocCache);
       /* windowValid ^ cache = the window's allocated slots. */
       if (GA_LIKELY((s->windowValid ^ cache) & ~ga__loadBits(s->windowFree) & m)) {
@@ -176,7 +177,7 @@ void ga_free(void *p) {
        * below the span's end, whatever a was (even for a stale spans-map
        * entry); a slot of the window's word passed the test above. */
       off = a - s->startAddr;
-      idx = ga__objIndex(s, off);
+      uintptr_t idx = ga__objIndex(s, off);
       if (GA_LIKELY(idx < s->nelems && idx * s->elemsize == off)) {
         uint64_t m = (uint64_t)1 << (idx & 63);
         _Atomic uint64_t *w = &s->allocBits[idx >> 6];
