@@ -57,7 +57,8 @@ void ga__span_freeBitsStorage(mspan *s) {
   ga__fixalloc_free(&bits_pool[s->bitsClass], (void *)s->allocBits);
 }
 
-void ga__span_loadWindow(mspan *s, unsigned w) {
+/* Inlined into nextWindow, which runs about every second malloc in churn. */
+static inline void load_window(mspan *s, unsigned w) {
   uint64_t valid = ga__windowValid(s, w);
   __atomic_store_n(&s->freeindex, (uint16_t)(w * 64), __ATOMIC_RELAXED);
   s->windowValid = valid;
@@ -65,6 +66,8 @@ void ga__span_loadWindow(mspan *s, unsigned w) {
   s->windowFree = &s->freeBits[w];
   ga__storeBits(&s->allocCache, ~ga__loadBits(&s->allocBits[w]) & valid);
 }
+
+void ga__span_loadWindow(mspan *s, unsigned w) { load_window(s, w); }
 
 void ga__span_syncWindow(mspan *s) {
   if (s->nelems == 0) return;
@@ -102,7 +105,7 @@ bool ga__span_nextWindow(mspan *s) {
     room &= ~((uint64_t)1 << w);
     if ((ga__loadBits(&s->allocBits[w]) & ga__windowValid(s, w)) !=
         ga__windowValid(s, w)) {
-      ga__span_loadWindow(s, w);
+      load_window(s, w);
       found = true;
       break;
     }
