@@ -194,8 +194,14 @@ void ga_free(void *p) {
     if (GA_LIKELY(off < s->windowBytes && (uint64_t)q < s->divMul64)) {
       uint64_t m = (uint64_t)1 << (unsigned)(q >> 64);
       uint64_t cache = ga__loadBits(&s->allocCache);
-      /* windowValid ^ cache = the window's allocated slots. */
-      if (GA_LIKELY((s->windowValid ^ cache) & ~ga__loadBits(s->windowFree) & m)) {
+      /* windowValid ^ cache = the window's allocated slots; less those
+       * freed through freeBits, which are pending only with remotePending
+       * set (collect relies on it too): one load beside the others, not
+       * two after each other. */
+      uint64_t live = (s->windowValid ^ cache) & m;
+      if (GA_UNLIKELY(atomic_load_explicit(&s->remotePending, memory_order_relaxed)))
+        live &= ~ga__loadBits(s->windowFree);
+      if (GA_LIKELY(live)) {
         GA_VG_FREE(p);
         ga__storeBits(&s->allocCache, cache | m);
         GA_KEEPALIVE(a); /* see ga__nextFreeFast */
@@ -211,8 +217,10 @@ void ga_free(void *p) {
       if (GA_LIKELY(idx < s->nelems && idx * s->elemsize == off)) {
         uint64_t m = (uint64_t)1 << (idx & 63);
         _Atomic uint64_t *w = &s->allocBits[idx >> 6];
-        uint64_t bits = ga__loadBits(w);
-        if (GA_LIKELY(bits & ~ga__loadBits(&s->freeBits[idx >> 6]) & m)) {
+        uint64_t bits = ga__loadBits(w), live = bits & m;
+        if (GA_UNLIKELY(atomic_load_explicit(&s->remotePending, memory_order_relaxed)))
+          live &= ~ga__loadBits(&s->freeBits[idx >> 6]);
+        if (GA_LIKELY(live)) {
           GA_VG_FREE(p);
           ga__storeBits(w, bits & ~m);
           s->roomWords |= (uint64_t)1 << (idx >> 6); /* for nextWindow */
