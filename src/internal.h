@@ -128,7 +128,24 @@ typedef struct mspan {
                                   collector and validators */
   uint64_t windowValid;  /* slots of the window that exist (< nelems) */
   uintptr_t windowAddr;  /* address of slot freeindex */
+  /* For the owner's free in the window (Lemire's direct remainder, since
+   * off < windowBytes < 2^32): with off = a - windowAddr, the 128-bit
+   * product off * divMul64 has the slot in its high half, and its low half
+   * is below divMul64 exactly when off is a multiple of elemsize. One
+   * multiply where Go's divMul needs a second to check the remainder.
+   * divMul64 = 2^64/elemsize + 1 (floor); windowBytes = 64 * elemsize. */
+  uint64_t divMul64;
+  uint32_t windowBytes;
   _Atomic uint64_t *windowFree; /* &freeBits[freeindex / 64] */
+  /* While cached: bit w set for every allocBits word w, other than the
+   * window's, that has a free slot (and perhaps for some that no longer
+   * do: nextWindow checks the word and clears the bit). Set by the owner's
+   * free outside the window and by ga__span_collect; so nextWindow finds the
+   * next word with room by ctz instead of loading every allocBits word (in
+   * churn, where each window has a free slot or two, the word scan was the
+   * most of nextWindow's cost). Owner thread only; a span of at most 4096
+   * slots (8 KiB spans hold at most 1024). */
+  uint64_t roomWords;
   uint16_t freeindex;    /* first slot of the window */
   uint16_t nelems;       /* slots in the span (1 for large) */
   uint16_t allocCount;   /* allocated slots; exact while not cached (a
@@ -370,8 +387,11 @@ GA_INLINE uint64_t ga__windowValid(const mspan *s, unsigned w) {
 void ga__span_loadWindow(mspan *s, unsigned w);
 /* Write the current window back into allocBits (allocCache stays). */
 void ga__span_syncWindow(mspan *s);
+/* Set roomWords from allocBits (a span entering a cache). */
+void ga__span_initRoom(mspan *s);
 /* The current window is used up: commit it and load the next window that
- * has a free slot, wrapping around. false if the span is full. */
+ * has a free slot (the next in roomWords after the window's, wrapping
+ * around). false if the span is full. */
 bool ga__span_nextWindow(mspan *s);
 /* Recount allocCount from allocBits (window synced first if cached). */
 void ga__span_recount(mspan *s);

@@ -18,6 +18,10 @@
  * Invariants: allocCache is a subset of windowValid; the only writers of a
  * cached span's allocCache are its thread's fast and slow paths (and, with
  * the world stopped, nobody: the collector reads it, never writes it).
+ * While a span is cached, roomWords has the bit of every allocBits word
+ * other than the window's that has a free slot (initRoom when the span is
+ * cached, the owner's free outside the window, collect), so nextWindow finds
+ * the next window without loading the words in between.
  */
 #include "mgc.h"
 
@@ -53,7 +57,8 @@ void ga__span_freeBitsStorage(mspan *s) {
   ga__fixalloc_free(&bits_pool[s->bitsClass], (void *)s->allocBits);
 }
 
-void ga__span_loadWindow(mspan *s, unsigned w) {
+/* Inlined into nextWindow, which runs about every second malloc in churn. */
+static inline void load_window(mspan *s, unsigned w) {
   uint64_t valid = ga__windowValid(s, w);
   __atomic_store_n(&s->freeindex, (uint16_t)(w * 64), __ATOMIC_RELAXED);
   s->windowValid = valid;
@@ -62,26 +67,50 @@ void ga__span_loadWindow(mspan *s, unsigned w) {
   ga__storeBits(&s->allocCache, ~ga__loadBits(&s->allocBits[w]) & valid);
 }
 
+void ga__span_loadWindow(mspan *s, unsigned w) { load_window(s, w); }
+
 void ga__span_syncWindow(mspan *s) {
   if (s->nelems == 0) return;
   ga__storeBits(&s->allocBits[s->freeindex >> 6],
                 ~ga__loadBits(&s->allocCache) & s->windowValid);
 }
 
+void ga__span_initRoom(mspan *s) {
+  unsigned nw = (s->nelems + 63u) / 64u;
+  uint64_t room = 0;
+  for (unsigned w = 0; w < nw; w++)
+    if ((ga__loadBits(&s->allocBits[w]) & ga__windowValid(s, w)) !=
+        ga__windowValid(s, w))
+      room |= (uint64_t)1 << w;
+  s->roomWords = room;
+}
+
+/* Words are tried in roomWords order after the window's, wrapping around:
+ * the window moves forward through the span as in Go, and frees behind it
+ * are found after the wrap. The bits of words other than the window's are
+ * exact (only the window allocates, and its bit is dropped when it moves
+ * on), but the word is loaded anyway, so a stale bit would only cost a
+ * turn of the loop. */
 bool ga__span_nextWindow(mspan *s) {
-  unsigned nw = (s->nelems + 63u) / 64u, w0 = s->freeindex >> 6;
+  unsigned w0 = s->freeindex >> 6;
+  /* The window's own word is full: allocCache ran dry. */
+  uint64_t room = s->roomWords & ~((uint64_t)1 << w0);
   bool found = false;
   ga__span_windowBegin(s);
   ga__span_syncWindow(s);
-  for (unsigned k = 1, w = w0; k <= nw; k++) {
-    if (++w == nw) w = 0; /* wrap without a division (was a div per word) */
+  while (room != 0) {
+    /* Bits above w0 first (~((2 << 63) - 1) is 0: no bit above 63). */
+    uint64_t above = room & ~(((uint64_t)2 << w0) - 1);
+    unsigned w = (unsigned)__builtin_ctzll(above != 0 ? above : room);
+    room &= ~((uint64_t)1 << w);
     if ((ga__loadBits(&s->allocBits[w]) & ga__windowValid(s, w)) !=
         ga__windowValid(s, w)) {
-      ga__span_loadWindow(s, w);
+      load_window(s, w);
       found = true;
       break;
     }
   }
+  s->roomWords = room;
   ga__span_windowEnd(s);
   return found;
 }
@@ -143,6 +172,7 @@ unsigned ga__span_collect(mspan *s) {
       uint64_t a = ga__loadBits(&s->allocBits[w]);
       if (GA_UNLIKELY(x & ~a)) collect_double_free(s, w, x & ~a);
       ga__storeBits(&s->allocBits[w], a & ~x);
+      s->roomWords |= (uint64_t)1 << w; /* read only while cached */
     }
     freed += (unsigned)__builtin_popcountll(x);
   }

@@ -101,8 +101,12 @@ static mcache *allocmcache(void) {
  * frees made through freeBits and moves the window as needed. */
 static bool span_has_room(mspan *s) {
   if (ga__loadBits(&s->allocCache) != 0) return true;
-  ga__span_collect(s);
-  if (ga__loadBits(&s->allocCache) != 0) return true;
+  /* Tested here, not only in collect: the window moves about every second
+   * malloc in churn, almost never with remote frees pending. */
+  if (atomic_load_explicit(&s->remotePending, memory_order_relaxed)) {
+    ga__span_collect(s);
+    if (ga__loadBits(&s->allocCache) != 0) return true;
+  }
   return ga__span_nextWindow(s);
 }
 
@@ -115,8 +119,16 @@ static bool span_has_room(mspan *s) {
  * one class from taking all of it. */
 #define PARK_CLASS_BYTES ((uintptr_t)1 << 20)
 #define PARK_CACHE_BYTES ((uintptr_t)4 << 20)
-/* Parked spans a refill looks at, at most: each costs a cache miss or two. */
+/* Parked spans a refill looks at, at most: each costs a cache miss or two,
+ * one after the other (the ring is a linked list). While the class may
+ * still park more, looking at 8 finds a span with a quarter free more often
+ * than growing (larson's hoard: 8.8 MiB peak RSS, 10.6 when looking at 1).
+ * At the bound any span with room is taken, so looking far only picks a
+ * slightly fuller span: churn, which refills every 5 mallocs at the bound,
+ * spent half its refill time on this walk (perf), and ran 3-4 % faster
+ * looking at 1 or 3 spans instead of 8. */
 #define PARK_SCAN 8
+#define PARK_SCAN_AT_BOUND 2
 
 static inline uintptr_t span_bytes(const mspan *s) {
   return s->npages * GA_PAGE_SIZE;
@@ -169,7 +181,8 @@ static inline unsigned parked_room(const mspan *s) {
 }
 
 /* A parked span of class ci with room, taken off the ring, or NULL: go to
- * mcentral. Looks at up to PARK_SCAN spans from the head, folding in their
+ * mcentral. Looks at up to PARK_SCAN spans from the head (PARK_SCAN_AT_BOUND
+ * when the class may not park more), folding in their
  * pending remote frees (work the owner would do anyway), and takes the first
  * with a quarter of its slots free, else the one with the most room. A span
  * with little room is not worth a refill while the class may still park
@@ -180,7 +193,8 @@ static mspan *take_parked(mcache *c, unsigned ci, bool grow) {
   mspan *s = c->parked[ci], *best = NULL;
   if (s == NULL) return NULL;
   unsigned enough = s->nelems / 4u + 1u, most = 0;
-  for (unsigned k = 0; k < PARK_SCAN && k < c->nparked[ci]; k++) {
+  unsigned scan = grow ? PARK_SCAN : PARK_SCAN_AT_BOUND;
+  for (unsigned k = 0; k < scan && k < c->nparked[ci]; k++) {
     if (atomic_load_explicit(&s->remotePending, memory_order_relaxed))
       ga__span_collect(s);
     unsigned room = parked_room(s);

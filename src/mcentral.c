@@ -88,6 +88,7 @@ static mspan *have_span(mspan *s, mcache *c) {
   s->localFrees = 0;
   ga__heapLive_add((intptr_t)(s->nelems - s->allocCount) * (intptr_t)s->elemsize);
   ga__span_windowBegin(s);
+  ga__span_initRoom(s);
   ga__span_loadWindow(s, w);
   atomic_store_explicit(&s->cache, c, memory_order_relaxed);
   atomic_store_explicit(&s->owner, (s->tiny || s->specials) ? NULL : c,

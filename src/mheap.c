@@ -252,6 +252,8 @@ mspan *ga__mheap_alloc(uintptr_t npages, uintptr_t align_pages, unsigned spc,
     s->nelems = ga__class_to_nelems[cl];
     s->divMul = ga__class_to_divmagic[cl];
   }
+  s->divMul64 = UINT64_MAX / s->elemsize + 1;
+  s->windowBytes = cl == 0 ? 0 : (uint32_t)(64 * s->elemsize);
   s->limit = base + s->elemsize * s->nelems;
   s->tiny = tiny;
   s->needzero = scav != npages;

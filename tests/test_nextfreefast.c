@@ -29,6 +29,7 @@ static void setup(mspan *s, unsigned nelems, uintptr_t elemsize,
   s->freeBits = bits[2];
   for (unsigned i = 0; i < nelems; i++)
     if (model[i]) bits[0][i / 64] |= (uint64_t)1 << (i % 64);
+  ga__span_initRoom(s); /* as mcentral's have_span does */
   ga__span_loadWindow(s, 0);
   atomic_store(&s->cache, (mcache *)&ga__emptycache); /* "cached" */
 }

@@ -65,6 +65,15 @@ static void check_table(void) {
     /* tail waste <= 1/8 of the span (the derivation's rule 3) */
     CHECK(ga__class_to_npages[c] * GA_PAGE_SIZE % ga__class_to_size[c] <=
           ga__class_to_npages[c] * GA_PAGE_SIZE / 8);
+    /* The owner's free in the window (mfree.c, divMul64 as mheap.c sets
+     * it): slot and exactness from one 128-bit product, for every offset
+     * of a window. */
+    uint64_t d = ga__class_to_size[c], m64 = UINT64_MAX / d + 1;
+    for (uint64_t off = 0; off < 64 * d; off++) {
+      unsigned __int128 q = (unsigned __int128)off * m64;
+      CHECK((uint64_t)(q >> 64) == off / d);
+      CHECK(((uint64_t)q < m64) == (off % d == 0));
+    }
     if (ga__class_to_nelems[c] > max_objs) max_objs = ga__class_to_nelems[c];
     if (ga__class_to_npages[c] > max_npages) max_npages = ga__class_to_npages[c];
   }
