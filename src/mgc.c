@@ -199,6 +199,10 @@ static bool want_concurrent(uint64_t live) {
  * doubled since, as a growing program's does, likely holds twice as much). */
 static uint64_t expected_live(void) {
   int64_t now = atomic_load(&ga__heapLive);
+  /* Past the goal (a burst of big objects arrived before the cycle could
+   * start) is no sign of a bigger live heap. */
+  int64_t goal = atomic_load(&gc.goal);
+  if (now > goal) now = goal;
   if (gc.lastHeapAtMark == 0 || now <= 0) return gc.heapMarked;
   double frac = (double)gc.heapMarked / (double)gc.lastHeapAtMark;
   if (frac > 1) frac = 1;
