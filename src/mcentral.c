@@ -153,6 +153,19 @@ have:
 void ga__mcentral_uncacheSpan(mspan *s) {
   mcentral *mc = central_of(s);
   ga_mutex_lock(&mc->lock);
+  /* A span that missed a sweep (its cache's thread is not registered, so
+   * the collector swept around it) has the marks of a finished cycle:
+   * outside a mark, forget them and call it swept (its dead objects wait
+   * for the next cycle). During a mark they are this cycle's (mgc.c
+   * begin_mark_phase cleared the stale ones): keep them, and the span is
+   * swept with them when the mark ends. */
+  uint32_t h = atomic_load_explicit(&ga__sweepgen_h, memory_order_relaxed);
+  if (GA_UNLIKELY(atomic_load_explicit(&s->sweepgen, memory_order_relaxed) != h) &&
+      atomic_load_explicit(&ga__gcphase, memory_order_relaxed) == GC_OFF) {
+    unsigned nw = (s->nelems + 63u) / 64u;
+    for (unsigned w = 0; w < nw; w++) ga__storeBits(&s->gcmarkBits[w], 0);
+    atomic_store_explicit(&s->sweepgen, h, memory_order_relaxed);
+  }
   ga__span_collect(s);
   if (s->localFrees) s->needzero = 1;
   ga__span_windowBegin(s);

@@ -235,6 +235,22 @@ static int64_t commit(uint64_t live, bool concurrent) {
   return goal;
 }
 
+/* The world is stopped, but threads that are not registered run on, and
+ * their caches were not swept at the last mark termination: a span such a
+ * cache held then kept that cycle's mark bits (it is "stale": sweepgen
+ * behind), and a stale mark would stop this cycle from scanning a live
+ * object. Clear every stale span's marks (mheap.c) and enter GC_MARK with
+ * every mcentral locked, so that a concurrent uncacheSpan either finished
+ * before (and cleared its span's marks itself, mcentral.c) or sees GC_MARK
+ * and leaves them (they are this cycle's from here on). The phase ends
+ * only after the sweep has started (gc_cycle_locked). */
+static void begin_mark_phase(void) {
+  ga__mcentral_lockAll();
+  atomic_store(&ga__gcphase, GC_MARK);
+  ga__mheap_clearStaleMarks(atomic_load(&ga__sweepgen_h));
+  ga__mcentral_unlockAll();
+}
+
 /* One cycle, gc.lock held, run by the collector's thread (or, without the
  * write watch, possibly by the thread that triggered it). */
 static void gc_cycle_locked(bool forced) {
@@ -249,11 +265,11 @@ static void gc_cycle_locked(bool forced) {
   int64_t t1 = ga__sys_nanotime();
   ga__stop_the_world();
   ga__finish_sweep(); /* spans swept concurrently since: none may be left */
+  begin_mark_phase();
   uint64_t atmark = (uint64_t)atomic_load(&ga__heapLive);
   uint64_t marked, roundPause = 0;
   int64_t t2, t3, t4;
   if (concurrent) {
-    atomic_store(&ga__gcphase, GC_MARK);
     ga__gc_mark_start();
     t2 = ga__sys_nanotime();
     ga__start_the_world();
@@ -263,7 +279,6 @@ static void gc_cycle_locked(bool forced) {
     /* Every core: the final drain traces what is young and reachable. */
     workers = ga__sys_ncpu() > 8 ? 8 : ga__sys_ncpu();
     marked = ga__gc_mark_terminate(workers);
-    atomic_store(&ga__gcphase, GC_OFF);
   } else {
     t2 = t3 = ga__sys_nanotime();
     marked = ga__gc_mark(workers);
@@ -279,13 +294,14 @@ static void gc_cycle_locked(bool forced) {
   if (concurrent) gc.markAlloc = now > atmark ? now - atmark : 0;
   int64_t goal = commit(live, want_concurrent(live));
   ga__gc_sweep_start(live, (uint64_t)atomic_load(&gc.trigger));
+  /* Only now (see begin_mark_phase): a stale span uncached before the
+   * sweep started keeps this cycle's marks and is swept with them. */
+  atomic_store(&ga__gcphase, GC_OFF);
   atomic_store(&ga__gcWanted, 0);
   t4 = ga__sys_nanotime();
   ga__start_the_world();
-  if (concurrent) {
-    ga__ww_stop();
-    ga__mheap_freeDeferred();
-  }
+  if (concurrent) ga__ww_stop();
+  ga__mheap_freeDeferred();
 
   uint64_t n = ++gc.numgc;
   uint64_t pause = (uint64_t)(t2 - t1) + roundPause + (uint64_t)(t4 - t3);

@@ -110,6 +110,10 @@ intptr_t ga__ww_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *ar
 void ga__ww_after_fork_child(void);
 /* mheap.c: span frees deferred while marking, done now. */
 void ga__mheap_freeDeferred(void);
+/* mheap.c: clear the mark bits of in-use spans whose sweepgen is not h. */
+void ga__mheap_clearStaleMarks(uint32_t h);
+void ga__mcentral_lockAll(void);
+void ga__mcentral_unlockAll(void);
 /* mheap.c: runs of pages of in-use scan spans (see there). */
 void ga__mheap_scanRuns(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg);
 

@@ -346,6 +346,35 @@ uintptr_t ga__mheap_freePagesHint(void) {
   return atomic_load_explicit(&freePagesHint, memory_order_relaxed);
 }
 
+/* The collector, at mark start (every mcentral locked): a span whose
+ * sweepgen is behind h was cached by a thread the collector does not stop
+ * when the last mark ended, so it was not swept and still has that mark's
+ * bits. Clear them (see mgc.c begin_mark_phase). */
+void ga__mheap_clearStaleMarks(uint32_t h) {
+  ga_mutex_lock(&mheap_.lock);
+  uintptr_t min = atomic_load(&ga__heapMin), max = atomic_load(&ga__heapMax);
+  for (uintptr_t a = min; a < max; a += GA_ARENA_BYTES) {
+    heapArena *ha = atomic_load_explicit(
+        &ga__arenas[(a >> GA_ARENA_SHIFT) & (GA_ARENA_L2_ENTRIES - 1)], memory_order_acquire);
+    if (ha == NULL) continue;
+    for (uintptr_t i = 0; i < GA_PAGES_PER_ARENA;) {
+      mspan *sp = atomic_load_explicit(&ha->spans[i], memory_order_relaxed);
+      if (sp == &ga__emptyspan ||
+          atomic_load_explicit(&sp->state, memory_order_relaxed) != mSpanInUse ||
+          sp->startAddr != a + i * GA_PAGE_SIZE) {
+        i++;
+        continue;
+      }
+      if (atomic_load_explicit(&sp->sweepgen, memory_order_relaxed) != h) {
+        unsigned nw = (sp->nelems + 63u) / 64u;
+        for (unsigned w = 0; w < nw; w++) ga__storeBits(&sp->gcmarkBits[w], 0);
+      }
+      i += sp->npages;
+    }
+  }
+  ga_mutex_unlock(&mheap_.lock);
+}
+
 /* Call fn on each maximal run of pages [lo, hi) held by in-use spans that
  * may hold pointers (scan spans), in address order. Reads the spans map
  * without the heap lock: a span born or freed meanwhile may be missed or
