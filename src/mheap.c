@@ -346,69 +346,75 @@ uintptr_t ga__mheap_freePagesHint(void) {
   return atomic_load_explicit(&freePagesHint, memory_order_relaxed);
 }
 
+/* Call fn on every in-use span, in address order, by walking the spans
+ * map from each span's first page. Without the heap lock the walk is racy
+ * by design (a span born or freed meanwhile may be missed or seen; callers
+ * that cannot afford that hold the lock). */
+__attribute__((no_sanitize("thread")))
+static void walk_spans(void (*fn)(mspan *s, void *arg), void *arg) {
+  uintptr_t min = atomic_load(&ga__heapMin), max = atomic_load(&ga__heapMax);
+  for (uintptr_t a = min; a < max; a += GA_ARENA_BYTES) {
+    heapArena *ha = atomic_load_explicit(
+        &ga__arenas[(a >> GA_ARENA_SHIFT) & (GA_ARENA_L2_ENTRIES - 1)], memory_order_acquire);
+    if (ha == NULL) continue;
+    for (uintptr_t i = 0; i < GA_PAGES_PER_ARENA;) {
+      mspan *sp = atomic_load_explicit(&ha->spans[i], memory_order_relaxed);
+      if (sp == &ga__emptyspan ||
+          atomic_load_explicit(&sp->state, memory_order_acquire) != mSpanInUse ||
+          sp->startAddr != a + i * GA_PAGE_SIZE || sp->npages == 0) {
+        i++;
+        continue;
+      }
+      fn(sp, arg);
+      i += sp->npages;
+    }
+  }
+}
+
+static void clear_if_stale(mspan *s, void *arg) {
+  if (atomic_load_explicit(&s->sweepgen, memory_order_relaxed) == *(uint32_t *)arg) return;
+  unsigned nw = (s->nelems + 63u) / 64u;
+  for (unsigned w = 0; w < nw; w++) ga__storeBits(&s->gcmarkBits[w], 0);
+}
+
 /* The collector, at mark start (every mcentral locked): a span whose
  * sweepgen is behind h was cached by a thread the collector does not stop
  * when the last mark ended, so it was not swept and still has that mark's
  * bits. Clear them (see mgc.c begin_mark_phase). */
 void ga__mheap_clearStaleMarks(uint32_t h) {
   ga_mutex_lock(&mheap_.lock);
-  uintptr_t min = atomic_load(&ga__heapMin), max = atomic_load(&ga__heapMax);
-  for (uintptr_t a = min; a < max; a += GA_ARENA_BYTES) {
-    heapArena *ha = atomic_load_explicit(
-        &ga__arenas[(a >> GA_ARENA_SHIFT) & (GA_ARENA_L2_ENTRIES - 1)], memory_order_acquire);
-    if (ha == NULL) continue;
-    for (uintptr_t i = 0; i < GA_PAGES_PER_ARENA;) {
-      mspan *sp = atomic_load_explicit(&ha->spans[i], memory_order_relaxed);
-      if (sp == &ga__emptyspan ||
-          atomic_load_explicit(&sp->state, memory_order_relaxed) != mSpanInUse ||
-          sp->startAddr != a + i * GA_PAGE_SIZE) {
-        i++;
-        continue;
-      }
-      if (atomic_load_explicit(&sp->sweepgen, memory_order_relaxed) != h) {
-        unsigned nw = (sp->nelems + 63u) / 64u;
-        for (unsigned w = 0; w < nw; w++) ga__storeBits(&sp->gcmarkBits[w], 0);
-      }
-      i += sp->npages;
-    }
-  }
+  walk_spans(clear_if_stale, &h);
   ga_mutex_unlock(&mheap_.lock);
 }
 
-/* Call fn on each maximal run of pages [lo, hi) held by in-use spans that
- * may hold pointers (scan spans), in address order. Reads the spans map
- * without the heap lock: a span born or freed meanwhile may be missed or
- * included (the write watch treats an unprotected page as written, so a
- * miss only costs a rescan). */
-__attribute__((no_sanitize("thread"))) /* the intended racy read above */
-void ga__mheap_scanRuns(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg) {
-  uintptr_t min = atomic_load(&ga__heapMin), max = atomic_load(&ga__heapMax);
-  uintptr_t runLo = 0, runHi = 0;
-  for (uintptr_t a = min; a < max; a += GA_ARENA_BYTES) {
-    heapArena *ha = atomic_load_explicit(
-        &ga__arenas[(a >> GA_ARENA_SHIFT) & (GA_ARENA_L2_ENTRIES - 1)], memory_order_acquire);
-    if (ha == NULL) continue;
-    for (uintptr_t i = 0; i < GA_PAGES_PER_ARENA;) {
-      mspan *sp = atomic_load_explicit(&ha->spans[i], memory_order_relaxed);
-      uintptr_t p = a + i * GA_PAGE_SIZE;
-      if (sp == &ga__emptyspan ||
-          atomic_load_explicit(&sp->state, memory_order_acquire) != mSpanInUse ||
-          sp->startAddr != p || sp->npages == 0 || (sp->spanclass & 1)) {
-        i++;
-        continue;
-      }
-      uintptr_t end = p + sp->npages * GA_PAGE_SIZE;
-      if (p == runHi) {
-        runHi = end;
-      } else {
-        if (runHi > runLo) fn(runLo, runHi, arg);
-        runLo = p;
-        runHi = end;
-      }
-      i += sp->npages;
-    }
+typedef struct {
+  void (*fn)(uintptr_t lo, uintptr_t hi, void *arg);
+  void *arg;
+  uintptr_t lo, hi;
+} run_ctx;
+
+__attribute__((no_sanitize("thread"))) /* fields read by the racy walk */
+static void extend_run(mspan *s, void *arg) {
+  run_ctx *r = arg;
+  if (s->spanclass & 1) return; /* pointer-free */
+  uintptr_t end = s->startAddr + s->npages * GA_PAGE_SIZE;
+  if (s->startAddr == r->hi) {
+    r->hi = end;
+    return;
   }
-  if (runHi > runLo) fn(runLo, runHi, arg);
+  if (r->hi > r->lo) r->fn(r->lo, r->hi, r->arg);
+  r->lo = s->startAddr;
+  r->hi = end;
+}
+
+/* Call fn on each maximal run of pages [lo, hi) held by in-use spans that
+ * may hold pointers (scan spans), in address order. Without the heap lock:
+ * a span missed or seen by the racy walk only costs the write watch a
+ * rescan (it treats an unprotected page as written). */
+void ga__mheap_scanRuns(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg) {
+  run_ctx r = {fn, arg, 0, 0};
+  walk_spans(extend_run, &r);
+  if (r.hi > r.lo) fn(r.lo, r.hi, arg);
 }
 
 void ga__mheap_counters(ga_heap_counters *out) {
