@@ -9,32 +9,34 @@
  * collection, with the kernel as the dirty-page oracle):
  *   1. finish sweeping the previous cycle (Go's finishsweep), refresh the
  *      data/BSS roots (dl_iterate_phdr takes the loader's lock, so it is done
- *      while the world still runs), write-protect the heap (every store from
- *      here on is recorded);
- *   2. stop the world (short): ga__gcphase = GC_MARK, grey the roots;
+ *      while the world still runs), write-protect the heap's scan spans
+ *      (every store to them from here on is recorded);
+ *   2. stop the world (short): ga__gcphase = GC_MARK (begin_mark_phase),
+ *      grey the roots;
  *   3. start the world; mark concurrently on the collector's thread
- *      (ncpu/4 markers, at least one, as Go's 25 % rule), in rounds: drain,
- *      rescan the marked objects on pages written meanwhile, and grey the
- *      roots again in a brief stop, until a round finds little to do;
- *   4. stop the world (mark termination): rescan the pages written since the
- *      last round and the roots, drain with every core, settle finalizers;
+ *      (ncpu/4 markers, at least one, as Go's 25 % rule): drain, rescan the
+ *      marked objects on the pages written meanwhile, drain again, then one
+ *      re-protecting scan (mgcmark.c ga__gc_mark_concurrent);
+ *   4. stop the world (mark termination): rescan the pages written since
+ *      that scan and the roots, drain with every core, settle finalizers;
  *      sweepgen += 2, sweep the spans in caches, make every other span
- *      unswept, pace the sweepers (mgcsweep.c), set the next goal;
+ *      unswept, pace the sweepers (mgcsweep.c), set the next goal; only then
  *      ga__gcphase = GC_OFF;
  *   5. start the world, unprotect the heap; sweeping continues concurrently
  *      (lazily, in the background, in proportion to allocation); finalizers
  *      run on their own thread (mfinal.c).
  * Correctness: an object reachable at termination is reachable from a root
  * (rescanned at 4) through marked objects; a marked object either was
- * scanned after its last pointer store, or was stored into after the heap
- * was protected, so its page is reported written and it is rescanned at 3
- * or 4 (a page's report is consumed and re-protected before its rescan).
+ * scanned after its last pointer store, or was stored into after its page
+ * was protected (or its page was never protected, which counts as
+ * written), so the page is reported and the object rescanned at 3 or 4 (a
+ * page's report is consumed and re-protected before its rescan).
  * Allocation stays white (Go allocates black): objects the program
- * allocates during the mark are traced only if still reachable at a root
- * rescan, and most die young, so a fast allocator does not flood the
- * rescans with new objects. A span freed during the mark keeps its storage
- * until the end (mheap.c), so markers reading stale span records never
- * write into reused memory.
+ * allocates during the mark are traced only if reachable at termination,
+ * and most die young, so a fast allocator does not flood the rescans with
+ * new objects. A span freed during the mark keeps its storage until the
+ * end (mheap.c), so markers reading stale span records never write into
+ * reused memory.
  * Without the write watch (older kernels, valgrind, a fork child,
  * GOALLOC_GC_CONCURRENT=0), and when a stop-the-world mark would be short
  * anyway (want_concurrent), steps 2-4 are one stop-the-world mark.
@@ -45,14 +47,12 @@
  * is Go's: bytes in objects allocated since the mark plus what the mark
  * found, counted a span at a time on refill (the refill's free slots are
  * counted as if filled, corrected when the span goes back). A concurrent
- * cycle starts when heapLive reaches the trigger, 7/8 of the way from
- * `marked` to the goal (Go's trigger sits between 0.7 and 0.95 of the
- * runway), so that marking ends near the goal; a stop-the-world cycle
- * starts at the goal. A thread that allocates past the goal while a cycle
- * marks helps it (Go's mark assist: it joins the running drain) until the
- * cycle ends. The check happens only on span refills and
- * large allocations (never per object), when the thread leaves the slow
- * path (a safe point).
+ * cycle starts early enough that marking ends near the goal (commit); a
+ * stop-the-world cycle starts at the goal. A thread that allocates past the
+ * goal while a cycle marks helps it (Go's mark assist: it joins the running
+ * drain); past 1.5 times the goal it waits for the cycle's end. The check
+ * happens only on span refills and large allocations (never per object),
+ * when the thread leaves the slow path (a safe point).
  *
  * GOGC=off (or ga_set_gc_percent(-1)) disables automatic cycles; ga_collect
  * still runs one. ga_disable / ga_enable nest and block every cycle.

@@ -6,14 +6,16 @@
  *
  * Mechanism (Linux >= 6.7): every mapped heap range is registered with a
  * userfaultfd in asynchronous write-protect mode (UFFD_FEATURE_WP_ASYNC).
- * ga__ww_reset write-protects every populated page of the heap; the first
- * store to a protected 4 KiB page is resolved by the kernel itself (no
- * signal, no thread of ours involved: a minor fault of a microsecond or
- * two) and leaves the page "written". A page with no memory yet is left
- * alone: the store that populates it gives it an unprotected page, which
- * counts as written. ga__ww_scan asks PAGEMAP_SCAN for the written pages of
- * the heap and write-protects them again in the same call, so that a store
- * after the scan is seen by the next one. Stores made by the kernel on the
+ * ga__ww_reset write-protects the pages of the heap's pointer-holding
+ * spans; the first store to a protected 4 KiB page is resolved by the
+ * kernel itself (no signal, no thread of ours involved: a minor fault, plus
+ * an interrupt of every other CPU running the program for the TLB) and
+ * leaves the page "written". Any page not protected counts as written: a
+ * page with no memory yet gets an unprotected one on its first store, and
+ * a populated page without the protection bit is reported as written.
+ * ga__ww_scan asks PAGEMAP_SCAN for the written pages of the scan spans
+ * and, when asked, write-protects them again in the same call, so that a
+ * store after the scan is seen by the next one. Stores made by the kernel on the
  * program's behalf (read(2) into a heap buffer) are tracked alike.
  * Boehm GC's incremental mode gets the same from mprotect and SIGSEGV,
  * which breaks system calls that write to protected pages; soft-dirty bits
@@ -28,7 +30,7 @@
  * Invariant: every heap page that holds objects is in a registered range
  * (ga__ww_register is called for each range the heap maps, under the heap
  * lock, before any span is carved from it). A page the scan does not report
- * was not written since the last reset or scan that covered it.
+ * was not written since the last reset or rearming scan that covered it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -73,7 +75,6 @@ static struct {
   struct { uintptr_t lo, hi; } ranges[WW_MAX_RANGES];
 } ww = {.uffd = -1, .pagemap = -1};
 
-static _Atomic uint64_t ww_pages_written; /* pages reported written, cumulative */
 
 bool ga__ww_enabled(void) {
   return atomic_load_explicit(&ww.enabled, memory_order_acquire) != 0;
@@ -282,7 +283,6 @@ intptr_t ga__ww_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *ar
     ww_off();
     return -1;
   }
-  atomic_fetch_add_explicit(&ww_pages_written, (uint64_t)c.pages, memory_order_relaxed);
   return c.pages;
 }
 
