@@ -85,9 +85,9 @@ void ga__mcache_for_each_all(void (*fn)(mcache *c, void *arg), void *arg);
 /* Concurrent marking (world running between ga__gc_mark_start and
  * ga__gc_mark_terminate; see mgc.c). start: world stopped, marks the roots
  * (allocation stays white). concurrent: world running, drains and
- * rescans written pages, with brief stops to grey the roots again, until
- * little is left. terminate: world stopped,
- * rescans written pages and the roots, finishes; returns bytes marked. */
+ * rescans written pages (MAX_ROUNDS rounds; more than one adds brief stops
+ * to grey the roots again). terminate: world stopped, rescans written
+ * pages and the roots, finishes; returns bytes marked. */
 void ga__gc_mark_start(void);
 uint64_t ga__gc_mark_concurrent(int nworkers); /* ns stopped */
 uint64_t ga__gc_mark_terminate(int nworkers);
