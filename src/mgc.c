@@ -15,8 +15,8 @@
  *      grey the roots;
  *   3. start the world; mark concurrently on the collector's thread
  *      (ncpu/4 markers, at least one, as Go's 25 % rule): drain, rescan the
- *      marked objects on the pages written meanwhile, drain again, then one
- *      re-protecting scan (mgcmark.c ga__gc_mark_concurrent);
+ *      marked objects on the pages written meanwhile (re-protecting them),
+ *      drain again (mgcmark.c ga__gc_mark_concurrent);
  *   4. stop the world (mark termination): rescan the pages written since
  *      that scan and the roots, drain with every core, settle finalizers;
  *      sweepgen += 2, sweep the spans in caches, make every other span
@@ -267,13 +267,13 @@ static void gc_cycle_locked(bool forced) {
   ga__finish_sweep(); /* spans swept concurrently since: none may be left */
   begin_mark_phase();
   uint64_t atmark = (uint64_t)atomic_load(&ga__heapLive);
-  uint64_t marked, roundPause = 0;
+  uint64_t marked;
   int64_t t2, t3, t4;
   if (concurrent) {
     ga__gc_mark_start();
     t2 = ga__sys_nanotime();
     ga__start_the_world();
-    roundPause = ga__gc_mark_concurrent(cworkers);
+    ga__gc_mark_concurrent(cworkers);
     t3 = ga__sys_nanotime();
     ga__stop_the_world();
     /* Every core: the final drain traces what is young and reachable. */
@@ -304,7 +304,7 @@ static void gc_cycle_locked(bool forced) {
   ga__mheap_freeDeferred();
 
   uint64_t n = ++gc.numgc;
-  uint64_t pause = (uint64_t)(t2 - t1) + roundPause + (uint64_t)(t4 - t3);
+  uint64_t pause = (uint64_t)(t2 - t1) + (uint64_t)(t4 - t3);
   uint64_t cpu = (uint64_t)(t1 - t0) + (uint64_t)(t2 - t1) +
                  (uint64_t)(t3 - t2) * (uint64_t)(concurrent ? cworkers : workers) +
                  (uint64_t)(t4 - t3) * (uint64_t)workers;

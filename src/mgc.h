@@ -83,13 +83,12 @@ void ga__mcache_for_each(void (*fn)(mcache *c, void *arg), void *arg);
 void ga__mcache_for_each_all(void (*fn)(mcache *c, void *arg), void *arg);
 
 /* Concurrent marking (world running between ga__gc_mark_start and
- * ga__gc_mark_terminate; see mgc.c). start: world stopped, marks the roots
- * (allocation stays white). concurrent: world running, drains and
- * rescans written pages (MAX_ROUNDS rounds; more than one adds brief stops
- * to grey the roots again). terminate: world stopped, rescans written
- * pages and the roots, finishes; returns bytes marked. */
+ * ga__gc_mark_terminate; see mgc.c). start: world stopped, greys the roots
+ * (allocation stays white). concurrent: world running, drains and rescans
+ * the written pages. terminate: world stopped, rescans written pages and
+ * the roots, finishes; returns bytes marked. */
 void ga__gc_mark_start(void);
-uint64_t ga__gc_mark_concurrent(int nworkers); /* ns stopped */
+void ga__gc_mark_concurrent(int nworkers);
 uint64_t ga__gc_mark_terminate(int nworkers);
 /* A mutator past the goal helps the running concurrent drain (see
  * mgcmark.c). False if there was none to join; then, if `wait`, it waits

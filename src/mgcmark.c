@@ -652,64 +652,28 @@ static void rescan_written(uintptr_t lo, uintptr_t hi, void *arg) {
   }
 }
 
-/* The concurrent phase, in rounds: drain; rescan the marked objects on
- * pages written since the mark began; drain; then, in a brief stop, grey
- * the roots again, so that objects the program allocated meanwhile (white)
- * and still holds are traced before the final pause. The rounds end when
- * one finds little (ROUND_BYTES newly marked and ROUND_PAGES newly
- * written) or after MAX_ROUNDS. MAX_ROUNDS is 1 (no root rescan before the
- * final pause): young objects traced early are mostly dead by the end of
- * the mark, and as floating garbage they raised the next heap goal
- * (measured: peak RSS of binary-trees 63 MiB with one round, 78 with two,
- * 111 with four; gcbench 136 / 160 / 189 MiB), while the final pause they
- * save is a parallel drain of what is young and reachable at that moment.
- * The scans do not re-protect what they report (each protected page
- * written costs the program a fault, once per protection): a page written
- * early is reported, and its marked objects rescanned, again in later
- * rounds, which is cheap when it holds new, unmarked objects, as it mostly
- * does. One last scan re-protects, so that the final pause rescans only
- * what was written after it. Returns the time the world was stopped for
- * the root rescans. */
-enum { ROUND_PAGES = 256, ROUND_BYTES = 256 << 10, MAX_ROUNDS = 1 };
-
-static uint64_t marked_so_far(void) {
-  return markg.bytes + atomic_load(&work.bytesMarked);
-}
-
-uint64_t ga__gc_mark_concurrent(int nworkers) {
-  uint64_t stopped = 0;
-  intptr_t last = 0;
-  for (int round = 0;; round++) {
-    uint64_t b0 = marked_so_far();
-    atomic_store(&mark_atomic, nworkers > 1); /* until an assist joins */
-    mark_concurrent = true;
-    VG_SCAN_BEGIN();
-    drain_parallel_j(&markg, nworkers, true);
-    rescan_ctx rc = {&markg, true};
-    intptr_t n = ga__ww_scan(rescan_written, &rc, false);
-    drain_parallel_j(&markg, nworkers, true);
-    VG_SCAN_END();
-    mark_concurrent = false;
-    if (n < 0) return stopped; /* tracking failed: termination rescans all */
-    bool little = n - last < ROUND_PAGES && marked_so_far() - b0 < ROUND_BYTES;
-    last = n;
-    if (round + 1 >= MAX_ROUNDS || little) break;
-    int64_t t = ga__sys_nanotime();
-    ga__stop_the_world();
-    atomic_store(&mark_atomic, false);
-    mark_roots(&markg);
-    ga__start_the_world();
-    stopped += (uint64_t)(ga__sys_nanotime() - t);
-  }
-  atomic_store(&mark_atomic, nworkers > 1);
+/* The concurrent phase: drain from the roots greyed at the start; rescan
+ * the marked objects on the pages written meanwhile, re-protecting them, so
+ * that the final pause only rescans what is written after this; drain
+ * what that found. If the write watch fails here, the final pause sees it
+ * fail too and rescans everything (rescan_all).
+ * Earlier versions ran several rounds, each ending with a brief stop to
+ * grey the roots again, so that young objects still held were traced before
+ * the final pause. Most of those were dead by the end of the mark, and as
+ * floating garbage they raised the next heap goal (measured: peak RSS of
+ * binary-trees 63 MiB with one round, 78 with two, 111 with four; gcbench
+ * 136 / 160 / 189 MiB), while the final pause they saved is a parallel
+ * drain of what is young and reachable at that moment. */
+void ga__gc_mark_concurrent(int nworkers) {
+  atomic_store(&mark_atomic, nworkers > 1); /* until an assist joins */
   mark_concurrent = true;
   VG_SCAN_BEGIN();
+  drain_parallel_j(&markg, nworkers, true);
   rescan_ctx rc = {&markg, true};
   ga__ww_scan(rescan_written, &rc, true);
   drain_parallel_j(&markg, nworkers, true);
   VG_SCAN_END();
   mark_concurrent = false;
-  return stopped;
 }
 
 /* Tracking failed mid-cycle: every page may have been written. */
