@@ -98,6 +98,16 @@ GA_INLINE void ga_mutex_unlock(ga_mutex *m) {
     ga__sys_futex_wake((uint32_t *)&m->state, 1);
 }
 
+/* Background threads (collector, mark helpers, sweeper) sleep until an
+ * epoch word moves past the value they last served (*seen), which is then
+ * updated. A requester bumps the word and wakes them. */
+GA_INLINE void ga__epoch_wait(_Atomic uint32_t *epoch, uint32_t *seen) {
+  uint32_t e;
+  while ((e = atomic_load_explicit(epoch, memory_order_acquire)) == *seen)
+    ga__sys_futex_wait((uint32_t *)epoch, *seen);
+  *seen = e;
+}
+
 /* ---- spans ------------------------------------------------------------ */
 
 enum { mSpanDead = 0, mSpanInUse = 1 };

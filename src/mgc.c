@@ -337,10 +337,7 @@ static void *gc_bg_worker(void *arg) {
   (void)arg;
   uint32_t seen = 0;
   for (;;) {
-    uint32_t e;
-    while ((e = atomic_load_explicit(&gc.reqEpoch, memory_order_acquire)) == seen)
-      ga__sys_futex_wait((uint32_t *)&gc.reqEpoch, seen);
-    seen = e;
+    ga__epoch_wait(&gc.reqEpoch, &seen);
     for (;;) {
       uint32_t fr = atomic_load(&gc.forcedReq);
       bool forced = fr != atomic_load(&gc.forcedDone);

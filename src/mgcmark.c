@@ -328,10 +328,7 @@ static void *mark_helper(void *arg) {
   (void)arg;
   uint32_t seen = 0;
   for (;;) {
-    uint32_t e;
-    while ((e = atomic_load_explicit(&helper_epoch, memory_order_acquire)) == seen)
-      ga__sys_futex_wait((uint32_t *)&helper_epoch, seen);
-    seen = e;
+    ga__epoch_wait(&helper_epoch, &seen);
     drain_as_participant(false);
     atomic_fetch_sub_explicit(&helpers_running, 1, memory_order_release);
     ga__sys_futex_wake((uint32_t *)&helpers_running, 1);

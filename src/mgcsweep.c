@@ -179,10 +179,7 @@ static void *bgsweep(void *arg) {
   (void)arg;
   uint32_t seen = 0;
   for (;;) {
-    uint32_t e;
-    while ((e = atomic_load_explicit(&sw.bgEpoch, memory_order_acquire)) == seen)
-      ga__sys_futex_wait((uint32_t *)&sw.bgEpoch, seen);
-    seen = e;
+    ga__epoch_wait(&sw.bgEpoch, &seen);
     int n = 0;
     while (ga__sweepone())
       if (++n % 10 == 0) sched_yield(); /* low priority: let mutators run */
