@@ -30,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 #include <malloc.h>
+#include <pthread.h>
 
 #ifdef BENCH_GOALLOC
 #include "alloc_shim.h"
@@ -59,6 +60,25 @@
 #else
 #define BENCH_CPU_RELAX() __asm__ volatile("" ::: "memory")
 #endif
+
+/* Run fn on n threads, thread t getting (char *)args + t * argsize, and
+ * wait for all of them. A thread that cannot start fails the run (exit 3). */
+static inline void bench_run_threads(long n, void *(*fn)(void *), void *args,
+                                     size_t argsize) {
+    pthread_t *th = malloc(sizeof(pthread_t) * (size_t)n);
+    if (!th) {
+        fprintf(stderr, "FAIL: out of memory for %ld threads\n", n);
+        exit(3);
+    }
+    for (long t = 0; t < n; t++) {
+        if (pthread_create(&th[t], NULL, fn, (char *)args + (size_t)t * argsize) != 0) {
+            fprintf(stderr, "FAIL: pthread_create\n");
+            exit(3);
+        }
+    }
+    for (long t = 0; t < n; t++) pthread_join(th[t], NULL);
+    free(th);
+}
 
 /* xorshift64*: the fixed pseudo-random sequence. ~5 instructions per draw. */
 typedef struct { uint64_t s; } bench_rng;

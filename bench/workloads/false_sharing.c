@@ -201,15 +201,8 @@ int main(int argc, char **argv) {
         s->dealt_size[k] = size_of_tag(s->dealt_tag[k]);
         s->dealt[k] = make(s->dealt_size[k], s->dealt_tag[k]);
     }
-    pthread_t th[MAX_THREADS];
-    for (int t = 0; t < nthreads; t++) {
-        ts[t].id = t;
-        if (pthread_create(&th[t], NULL, worker, &ts[t]) != 0) {
-            fprintf(stderr, "FAIL: pthread_create\n");
-            return 3;
-        }
-    }
-    for (int t = 0; t < nthreads; t++) pthread_join(th[t], NULL);
+    for (int t = 0; t < nthreads; t++) ts[t].id = t;
+    bench_run_threads(nthreads, worker, ts, sizeof ts[0]);
 
     long shared_active, shared_passive;
     long shared = count_shared(&shared_active, &shared_passive);

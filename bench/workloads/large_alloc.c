@@ -122,20 +122,12 @@ int main(int argc, char **argv) {
     if (live < 1) live = 1;
     per_thread = n / nthreads;
 
-    pthread_t *th = malloc(sizeof(pthread_t) * (size_t)nthreads);
     uint64_t *seeds = malloc(sizeof(uint64_t) * (size_t)nthreads);
-    if (!th || !seeds) bench_oom("malloc", 0);
+    if (!seeds) bench_oom("malloc", 0);
+    for (long t = 0; t < nthreads; t++) seeds[t] = (uint64_t)t + 77;
 
     double t0 = bench_now_ms();
-    for (long t = 0; t < nthreads; t++) {
-        seeds[t] = (uint64_t)t + 77;
-        if (pthread_create(&th[t], NULL, worker, &seeds[t]) != 0) {
-            fprintf(stderr, "FAIL: pthread_create\n");
-            return 3;
-        }
-    }
-    for (long t = 0; t < nthreads; t++) pthread_join(th[t], NULL);
-    free(th);
+    bench_run_threads(nthreads, worker, seeds, sizeof *seeds);
     free(seeds);
     return bench_report("large-alloc", per_thread * nthreads,
                         atomic_load(&checksum), atomic_load(&errors), t0);

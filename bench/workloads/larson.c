@@ -105,21 +105,16 @@ int main(int argc, char **argv) {
 
     table = calloc((size_t)nslots, sizeof *table);
     if (!table) bench_oom("calloc", (size_t)nslots * sizeof *table);
-    pthread_t *th = malloc(sizeof(pthread_t) * (size_t)nthreads);
     worker_arg *args = malloc(sizeof(worker_arg) * (size_t)nthreads);
-    if (!th || !args) bench_oom("malloc", 0);
+    if (!args) bench_oom("malloc", 0);
 
     double t0 = bench_now_ms();
     for (long r = 0; r < rounds; r++) {
         for (long t = 0; t < nthreads; t++) {
             args[t].id = t;
             args[t].seed = (uint64_t)(r * nthreads + t + 1);
-            if (pthread_create(&th[t], NULL, worker, &args[t]) != 0) {
-                fprintf(stderr, "FAIL: pthread_create\n");
-                return 3;
-            }
         }
-        for (long t = 0; t < nthreads; t++) pthread_join(th[t], NULL);
+        bench_run_threads(nthreads, worker, args, sizeof *args);
     }
     uint64_t sum = 0;
     long bad = 0;
@@ -130,7 +125,6 @@ int main(int argc, char **argv) {
     sum += atomic_load(&checksum);
     bad += atomic_load(&errors);
     free(table);
-    free(th);
     free(args);
     return bench_report("larson", per_thread * nthreads * rounds, sum, bad, t0);
 }

@@ -93,20 +93,12 @@ int main(int argc, char **argv) {
     if (working_set < 1) working_set = 1;
     per_thread = n / nthreads;
 
-    pthread_t *th = malloc(sizeof(pthread_t) * (size_t)nthreads);
     worker_arg *args = malloc(sizeof(worker_arg) * (size_t)nthreads);
-    if (!th || !args) bench_oom("malloc", 0);
+    if (!args) bench_oom("malloc", 0);
+    for (long t = 0; t < nthreads; t++) args[t].seed = (uint64_t)(t + 1) * 7919;
 
     double t0 = bench_now_ms();
-    for (long t = 0; t < nthreads; t++) {
-        args[t].seed = (uint64_t)(t + 1) * 7919;
-        if (pthread_create(&th[t], NULL, worker, &args[t]) != 0) {
-            fprintf(stderr, "FAIL: pthread_create\n");
-            return 3;
-        }
-    }
-    for (long t = 0; t < nthreads; t++) pthread_join(th[t], NULL);
-    free(th);
+    bench_run_threads(nthreads, worker, args, sizeof *args);
     free(args);
     return bench_report("threads-churn", per_thread * nthreads,
                         atomic_load(&checksum), atomic_load(&errors), t0);
