@@ -68,24 +68,6 @@ static thread_state ts[MAX_THREADS];
 static long nthreads, nobj, per_thread;
 static pthread_barrier_t start_work;
 
-/* Pin the calling thread to the k-th allowed CPU (modulo their number): as in
- * xthread, two threads left on one core would take turns and never contend
- * for a line. */
-static void pin_to(int k) {
-    cpu_set_t allowed, one;
-    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2)
-        return;
-    k %= CPU_COUNT(&allowed);
-    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
-        if (CPU_ISSET(cpu, &allowed) && k-- == 0) {
-            CPU_ZERO(&one);
-            CPU_SET(cpu, &one);
-            pthread_setaffinity_np(pthread_self(), sizeof one, &one);
-            return;
-        }
-    }
-}
-
 static size_t size_of_tag(uint64_t tag) {
     return MIN_SIZE + (size_t)((tag >> 32) % (MAX_SIZE - MIN_SIZE + 1));
 }
@@ -99,7 +81,7 @@ static unsigned char *make(size_t sz, uint64_t tag) {
 
 static void *worker(void *argp) {
     thread_state *s = argp;
-    pin_to(s->id);
+    bench_pin_to_cpu(s->id);
     bench_rng rng;
     bench_rng_seed(&rng, 1000 + (uint64_t)s->id);
     long half = nobj / 2, i;

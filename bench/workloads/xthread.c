@@ -15,7 +15,7 @@
  * (lock-free; the two sides hand messages over in batches of 128, as real
  * queues do, so that synchronisation does not swamp the allocator's cost);
  * the consumer verifies and frees them. With two CPUs or more the two threads are pinned
- * to different CPUs (see pin_to). A full or empty ring is waited on by
+ * to different CPUs (bench_pin_to_cpu). A full or empty ring is waited on by
  * spinning briefly, then sleeping on a futex: on a busy 2-core machine a
  * spinning or yielding waiter would burn the time its partner needs.
  * Checksum: the sum of per-message hashes, in the consumer.
@@ -73,30 +73,9 @@ static void publish(_Atomic uint32_t *word, uint32_t v, _Atomic int *sleeps) {
         syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-/*
- * Pin the calling thread to the k-th CPU this process may run on, if there are
- * at least two. Without it, the scheduler sometimes keeps both threads on one
- * core, where they take turns a ring-full at a time with no contention at all
- * and the run is 20x faster than when they truly run side by side: a bimodal
- * time no median can tame. Pinned, the two always run in parallel.
- */
-static void pin_to(int k) {
-    cpu_set_t allowed, one;
-    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < 2)
-        return;
-    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
-        if (CPU_ISSET(cpu, &allowed) && k-- == 0) {
-            CPU_ZERO(&one);
-            CPU_SET(cpu, &one);
-            pthread_setaffinity_np(pthread_self(), sizeof one, &one);
-            return;
-        }
-    }
-}
-
 static void *producer(void *unused) {
     (void)unused;
-    pin_to(0);
+    bench_pin_to_cpu(0);
     bench_rng rng;
     bench_rng_seed(&rng, 5);
     uint32_t h = 0, published = 0;
@@ -131,7 +110,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "FAIL: pthread_create\n");
         return 3;
     }
-    pin_to(1);
+    bench_pin_to_cpu(1);
     uint32_t t = 0, released = 0, avail = 0;
     for (long i = 0; i < nmsg; i++) {
         if (avail == t) {
