@@ -62,6 +62,10 @@ static inline void load_window(mspan *s, unsigned w) {
   uint64_t valid = ga__windowValid(s, w);
   __atomic_store_n(&s->freeindex, (uint16_t)(w * 64), __ATOMIC_RELAXED);
   s->windowValid = valid;
+  /* Only the slots that exist: the owner's free then needs no validity
+   * test beyond the offset's (see ga_free). */
+  unsigned left = s->nelems - w * 64u;
+  s->windowBytes = (uint32_t)((left < 64 ? left : 64) * s->elemsize);
   s->windowAddr = s->startAddr + (uintptr_t)w * 64 * s->elemsize;
   s->windowFree = &s->freeBits[w];
   ga__storeBits(&s->allocCache, ~ga__loadBits(&s->allocBits[w]) & valid);

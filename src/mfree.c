@@ -192,18 +192,19 @@ void ga_free(void *p) {
     /* Slot in the high half, slot start iff the low half < divMul64. */
     unsigned __int128 q = (unsigned __int128)off * s->divMul64;
     if (GA_LIKELY(off < s->windowBytes && (uint64_t)q < s->divMul64)) {
-      uint64_t m = (uint64_t)1 << (unsigned)(q >> 64);
+      unsigned bit = (unsigned)(q >> 64);
       uint64_t cache = ga__loadBits(&s->allocCache);
-      /* windowValid ^ cache = the window's allocated slots; less those
-       * freed through freeBits, which are pending only with remotePending
-       * set (collect relies on it too): one load beside the others, not
-       * two after each other. */
-      uint64_t live = (s->windowValid ^ cache) & m;
+      /* The slot exists (windowBytes covers only those), so it is allocated
+       * iff its allocCache bit is clear; less the objects freed through
+       * freeBits, which are pending only with remotePending set (collect
+       * relies on it too): one load beside the others, not two after each
+       * other. */
+      uint64_t freed = cache;
       if (GA_UNLIKELY(atomic_load_explicit(&s->remotePending, memory_order_relaxed)))
-        live &= ~ga__loadBits(s->windowFree);
-      if (GA_LIKELY(live)) {
+        freed |= ga__loadBits(s->windowFree);
+      if (GA_LIKELY(!((freed >> bit) & 1))) {
         GA_VG_FREE(p);
-        ga__storeBits(&s->allocCache, cache | m);
+        ga__storeBits(&s->allocCache, cache | (uint64_t)1 << bit);
         GA_KEEPALIVE(a); /* see ga__nextFreeFast */
         s->localFrees++;
         return;

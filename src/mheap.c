@@ -253,7 +253,7 @@ mspan *ga__mheap_alloc(uintptr_t npages, uintptr_t align_pages, unsigned spc,
     s->divMul = ga__class_to_divmagic[cl];
   }
   s->divMul64 = UINT64_MAX / s->elemsize + 1;
-  s->windowBytes = cl == 0 ? 0 : (uint32_t)(64 * s->elemsize);
+  s->windowBytes = 0; /* set with each window (load_window) */
   s->limit = base + s->elemsize * s->nelems;
   s->tiny = tiny;
   s->needzero = scav != npages;
