@@ -298,6 +298,13 @@ static void gc_cycle_locked(bool forced) {
    * sweep started keeps this cycle's marks and is swept with them. */
   atomic_store(&ga__gcphase, GC_OFF);
   atomic_store(&ga__gcWanted, 0);
+  /* The heap in use now, before any sweeper frees a span: the most this
+   * cycle had in use, which the next one will need again (the scavenger's
+   * goal; read once the world runs, the background sweeper had already
+   * freed part of it, and the scavenger released pages that the program
+   * faulted back in before the next cycle). */
+  ga_heap_counters hc;
+  ga__mheap_counters(&hc);
   t4 = ga__sys_nanotime();
   ga__start_the_world();
   if (concurrent) ga__ww_stop();
@@ -314,8 +321,6 @@ static void gc_cycle_locked(bool forced) {
   ga__stats_gc_cycle(&(ga_gc_cycle_stats){
       .pause_ns = pause, .cpu_ns = cpu, .next_gc = (uint64_t)goal, .forced = forced,
       .concurrent = concurrent});
-  ga_heap_counters hc;
-  ga__mheap_counters(&hc);
   ga__scavenger_set_goal((uint64_t)hc.pagesInUse * GA_PAGE_SIZE,
                          ga__option_gogc() < 0 ? 0 : (uint64_t)goal, lastGoal);
   ga__bgsweep_start();
