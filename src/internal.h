@@ -115,17 +115,25 @@ enum { SPAN_LIST_NONE = 0, SPAN_LIST_PARTIAL, SPAN_LIST_FULL, SPAN_LIST_UNSWEPT 
 
 struct mcache;
 
+/* Field order is by cache line (records are 192 bytes, 64-byte aligned):
+ *   line 0  everything malloc's and the owner's in-window free touch, and
+ *           the first half of what an out-of-window free does: a free of a
+ *           random object (churn) missed on three lines of the record
+ *           before this order, on one or two now;
+ *   line 1  the rest of an out-of-window free, remote frees, list links;
+ *   line 2  slow paths, the collector, validators. */
 typedef struct mspan {
-  /* List links: an mcentral list (under its lock) or, while the span is
+  /* ---- line 0 ---- */
+  /* List link: an mcentral list (under its lock) or, while the span is
    * parked, its cache's parked ring (owner thread only). First, because a
    * freed record's first word holds fixalloc's free-list link, and the
    * fields below must survive for stale spans-map entries (mfree.c). */
-  struct mspan *next, *prev;
-
-  uintptr_t startAddr; /* first byte of the span (page aligned) */
-  uintptr_t npages;    /* span is [startAddr, startAddr + npages*8192) */
-  uintptr_t elemsize;  /* slot size; npages*8192 for a large span */
-  uintptr_t limit;     /* end of object data: startAddr + nelems*elemsize */
+  struct mspan *next;
+  /* owner: the mcache holding this span (see cache), for the free fast
+   * path, but NULL for tiny spans and spans with finalizers (their frees
+   * take the slow path). Written only by the caching thread; read by
+   * anyone. */
+  _Atomic(struct mcache *) owner;
 
   /* The allocation window: 64 slots starting at freeindex (a multiple of
    * 64). allocCache bit k set <=> slot freeindex+k is free. This differs
@@ -136,7 +144,6 @@ typedef struct mspan {
    * cache's thread; otherwise to whoever holds the mcentral lock. */
   _Atomic uint64_t allocCache; /* relaxed: plain moves, but readable by the
                                   collector and validators */
-  uint64_t windowValid;  /* slots of the window that exist (< nelems) */
   uintptr_t windowAddr;  /* address of slot freeindex */
   /* For the owner's free in the window (Lemire's direct remainder, since
    * off < windowBytes < 2^32): with off = a - windowAddr, the 128-bit
@@ -146,41 +153,16 @@ typedef struct mspan {
    * divMul64 = 2^64/elemsize + 1 (floor); windowBytes = elemsize times
    * the window's slots that exist (64, or fewer in a span's last window). */
   uint64_t divMul64;
+  uintptr_t elemsize;    /* slot size; npages*8192 for a large span */
   uint32_t windowBytes;
-  _Atomic uint64_t *windowFree; /* &freeBits[freeindex / 64] */
-  /* While cached: bit w set for every allocBits word w, other than the
-   * window's, that has a free slot (and perhaps for some that no longer
-   * do: nextWindow checks the word and clears the bit). Set by the owner's
-   * free outside the window and by ga__span_collect; so nextWindow finds the
-   * next word with room by ctz instead of loading every allocBits word (in
-   * churn, where each window has a free slot or two, the word scan was the
-   * most of nextWindow's cost). Owner thread only; a span of at most 4096
-   * slots (8 KiB spans hold at most 1024). */
-  uint64_t roomWords;
-  uint16_t freeindex;    /* first slot of the window */
-  uint16_t nelems;       /* slots in the span (1 for large) */
-  uint16_t allocCount;   /* allocated slots; exact while not cached (a
-                            cached span's window lives in allocCache) */
-  uint8_t spanclass;     /* sizeclass<<1 | noscan */
-  uint8_t needzero;      /* 1: free slots may hold old data */
-  uint32_t divMul;       /* (2^32-1)/elemsize + 1: slot = off*divMul >> 32 */
   uint32_t localFrees;   /* owner fast-path frees since cached (stats) */
-  uint8_t tiny;          /* holds tiny blocks (see GA_TINY_CENTRAL) */
-  uint8_t list;          /* SPAN_LIST_*: which mcentral list holds it */
-  uint8_t bitsClass;     /* which metadata pool the bitmaps came from */
-  uint8_t specials;      /* an object here has a finalizer (mfinal.c) */
-  _Atomic uint8_t state;          /* mSpanDead / mSpanInUse, set last */
+  uint32_t divMul;       /* (2^32-1)/elemsize + 1: slot = off*divMul >> 32 */
+  uint16_t nelems;       /* slots in the span (1 for large) */
+  uint8_t spanclass;     /* sizeclass<<1 | noscan */
   _Atomic uint8_t remotePending;  /* freeBits may be non-zero */
-  /* (uint16_t)localFrees when the span was parked (see mcache.c): beside
-   * localFrees, as a refill reads both for every parked span it looks at. */
-  uint16_t parkFrees;
 
-  /* cache: the mcache holding this span, or NULL. owner: the same for the
-   * free fast path, but NULL for tiny spans (their frees take the slow
-   * path). Written only by the caching thread; read by anyone. */
-  _Atomic(struct mcache *) cache;
-  _Atomic(struct mcache *) owner;
-
+  /* ---- line 1 ---- */
+  uintptr_t startAddr; /* first byte of the span (page aligned) */
   /* Bitmaps, one bit per slot, ceil(nelems/64) words each.
    * allocBits: allocated slots. Exact for every word but the cached window
    * (whose truth is ~allocCache). While the span is cached only its thread
@@ -195,16 +177,50 @@ typedef struct mspan {
    * of a cached span the collector found dead: one atomic fetch-or from any
    * thread; folded into allocBits / allocCache by ga__span_collect. */
   _Atomic uint64_t *allocBits;
-  _Atomic uint64_t *gcmarkBits;
+  /* While cached: bit w set for every allocBits word w, other than the
+   * window's, that has a free slot (and perhaps for some that no longer
+   * do: nextWindow checks the word and clears the bit). Set by the owner's
+   * free outside the window and by ga__span_collect; so nextWindow finds the
+   * next word with room by ctz instead of loading every allocBits word (in
+   * churn, where each window has a free slot or two, the word scan was the
+   * most of nextWindow's cost). Owner thread only; a span of at most 4096
+   * slots (8 KiB spans hold at most 1024). */
+  uint64_t roomWords;
   _Atomic uint64_t *freeBits;
+  _Atomic uint64_t *windowFree; /* &freeBits[freeindex / 64] */
+  struct mspan *prev;  /* list link, with next */
+  uintptr_t npages;    /* span is [startAddr, startAddr + npages*8192) */
+  uintptr_t limit;     /* end of object data: startAddr + nelems*elemsize */
 
+  /* ---- line 2 ---- */
+  /* cache: the mcache holding this span, current or parked, or NULL. */
+  _Atomic(struct mcache *) cache;
+  _Atomic uint64_t *gcmarkBits;
+  uint64_t windowValid;  /* slots of the window that exist (< nelems) */
+  uint16_t freeindex;    /* first slot of the window */
+  uint16_t allocCount;   /* allocated slots; exact while not cached (a
+                            cached span's window lives in allocCache) */
+  /* (uint16_t)localFrees when the span was parked (see mcache.c). */
+  uint16_t parkFrees;
+  uint16_t allocCountBeforeCache;
+  uint8_t needzero;      /* 1: free slots may hold old data */
+  uint8_t tiny;          /* holds tiny blocks (see GA_TINY_CENTRAL) */
+  uint8_t list;          /* SPAN_LIST_*: which mcentral list holds it */
+  uint8_t bitsClass;     /* which metadata pool the bitmaps came from */
+  uint8_t specials;      /* an object here has a finalizer (mfinal.c) */
+  _Atomic uint8_t state;          /* mSpanDead / mSpanInUse, set last */
   /* Seqlock over the window (cache, freeindex, allocBits of the window):
    * odd while the caching thread moves the window, so that another thread
    * validating a free reads a consistent picture (ga__span_isLive). */
   _Atomic uint32_t windowSeq;
   _Atomic uint32_t sweepgen; /* Go's meaning; see mgcsweep.c */
-  uint16_t allocCountBeforeCache;
-} mspan;
+} __attribute__((aligned(64))) mspan;
+
+_Static_assert(sizeof(mspan) == 192, "mspan: three cache lines");
+_Static_assert(offsetof(mspan, remotePending) < 64 &&
+                   offsetof(mspan, startAddr) == 64 &&
+                   offsetof(mspan, cache) == 128,
+               "mspan: the fast paths' fields in line 0");
 
 /* Circular, doubly linked span lists through mspan.next/prev (mcentral's
  * lists, a cache's parked spans); *head is the oldest, insert at the tail.
