@@ -116,8 +116,9 @@ enum { SPAN_LIST_NONE = 0, SPAN_LIST_PARTIAL, SPAN_LIST_FULL, SPAN_LIST_UNSWEPT 
 struct mcache;
 
 /* Field order is by cache line (records are 192 bytes, 64-byte aligned):
- *   line 0  everything malloc's and the owner's in-window free touch, and
- *           the first half of what an out-of-window free does: a free of a
+ *   line 0  everything malloc's and the owner's in-window free touch, the
+ *           first half of what an out-of-window free does, and what a
+ *           refill reads of each parked span it looks at: a free of a
  *           random object (churn) missed on three lines of the record
  *           before this order, on one or two now;
  *   line 1  the rest of an out-of-window free, remote frees, list links;
@@ -156,7 +157,7 @@ typedef struct mspan {
   uintptr_t elemsize;    /* slot size; npages*8192 for a large span */
   uint32_t windowBytes;
   uint32_t localFrees;   /* owner fast-path frees since cached (stats) */
-  uint32_t divMul;       /* (2^32-1)/elemsize + 1: slot = off*divMul >> 32 */
+  uint16_t parkFrees;    /* (uint16_t)localFrees when parked (mcache.c) */
   uint16_t nelems;       /* slots in the span (1 for large) */
   uint8_t spanclass;     /* sizeclass<<1 | noscan */
   _Atomic uint8_t remotePending;  /* freeBits may be non-zero */
@@ -200,8 +201,7 @@ typedef struct mspan {
   uint16_t freeindex;    /* first slot of the window */
   uint16_t allocCount;   /* allocated slots; exact while not cached (a
                             cached span's window lives in allocCache) */
-  /* (uint16_t)localFrees when the span was parked (see mcache.c). */
-  uint16_t parkFrees;
+  uint32_t divMul;       /* (2^32-1)/elemsize + 1: slot = off*divMul >> 32 */
   uint16_t allocCountBeforeCache;
   uint8_t needzero;      /* 1: free slots may hold old data */
   uint8_t tiny;          /* holds tiny blocks (see GA_TINY_CENTRAL) */

@@ -210,12 +210,15 @@ void ga_free(void *p) {
         return;
       }
     } else {
-      /* Outside the window. idx < nelems and the exact product bound off
-       * below the span's end, whatever a was (even for a stale spans-map
-       * entry); a slot of the window's word passed the test above. */
+      /* Outside the window. The high half of the product is at least
+       * off / elemsize, so idx < nelems bounds off below the span's end
+       * (and below 2^32, where the low half's test is exact), whatever a
+       * was (even for a stale spans-map entry); a slot of the window's
+       * word passed the test above. */
       off = a - s->startAddr;
-      uintptr_t idx = ga__objIndex(s, off);
-      if (GA_LIKELY(idx < s->nelems && idx * s->elemsize == off)) {
+      q = (unsigned __int128)off * s->divMul64;
+      uintptr_t idx = (uintptr_t)(q >> 64); /* >= off / elemsize */
+      if (GA_LIKELY(idx < s->nelems && (uint64_t)q < s->divMul64)) {
         uint64_t m = (uint64_t)1 << (idx & 63);
         _Atomic uint64_t *w = &s->allocBits[idx >> 6];
         uint64_t bits = ga__loadBits(w), live = bits & m;
