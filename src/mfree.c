@@ -199,10 +199,10 @@ void ga_free(void *p) {
        * freeBits, which are pending only with remotePending set (collect
        * relies on it too): one load beside the others, not two after each
        * other. */
-      uint64_t freed = cache;
-      if (GA_UNLIKELY(atomic_load_explicit(&s->remotePending, memory_order_relaxed)))
-        freed |= ga__loadBits(s->windowFree);
-      if (GA_LIKELY(!((freed >> bit) & 1))) {
+      if (GA_UNLIKELY(atomic_load_explicit(&s->remotePending, memory_order_relaxed)) &&
+          ((ga__loadBits(s->windowFree) >> bit) & 1))
+        goto slow;
+      if (GA_LIKELY(!((cache >> bit) & 1))) {
         GA_VG_FREE(p);
         ga__storeBits(&s->allocCache, cache | (uint64_t)1 << bit);
         GA_KEEPALIVE(a); /* see ga__nextFreeFast */
@@ -235,6 +235,7 @@ void ga_free(void *p) {
       }
     }
   }
+slow:
   free_slow(a);
 }
 
