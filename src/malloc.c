@@ -146,8 +146,7 @@ GA_INLINE void *malloc_fast(size_t size, unsigned noscan) {
   /* size 0 maps to span class 0|noscan, whose cache slot is always the empty
    * span: it falls through to mallocgc with no extra test here. */
   if (GA_LIKELY(size <= GA_SMALL_SIZE_MAX - 8)) {
-    unsigned spc =
-        ((unsigned)ga__malloc_size_to_class8[(size + 7) >> 3] << 1) | noscan;
+    unsigned spc = (unsigned)ga__malloc_size_to_spc8[(size + 7) >> 3] | noscan;
     mspan *s = ga__tls_cache->alloc[spc];
     uint64_t cache = ga__loadBits(&s->allocCache);
     if (GA_LIKELY(cache != 0)) {

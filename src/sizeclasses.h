@@ -42,6 +42,7 @@ extern const uint32_t ga__class_to_divmagic[GA_NUM_SIZE_CLASSES];
 extern const uint8_t ga__size_to_class8[GA_SMALL_SIZE_MAX / GA_SMALL_SIZE_DIV + 1];
 extern const uint8_t ga__size_to_class128[(GA_MAX_SMALL_SIZE - GA_SMALL_SIZE_MAX) / GA_LARGE_SIZE_DIV + 1];
 extern const uint8_t ga__malloc_size_to_class8[GA_SMALL_SIZE_MAX / GA_SMALL_SIZE_DIV + 1];
+extern const uint8_t ga__malloc_size_to_spc8[GA_SMALL_SIZE_MAX / GA_SMALL_SIZE_DIV + 1];
 
 /* size -> class, Go's rule (size in 1..GA_MAX_SMALL_SIZE). Classes up to
  * 1024 bytes are multiples of 8 and larger ones multiples of 128, so two

@@ -222,6 +222,9 @@ def generate(classes):
         ("uint8_t", "ga__size_to_class8", dim8, sc8),
         ("uint8_t", "ga__size_to_class128", dim128, sc128),
         ("uint8_t", "ga__malloc_size_to_class8", dim8, malloc8),
+        # The same as span classes (class << 1, scan): malloc's fast path
+        # indexes the mcache with it directly.
+        ("uint8_t", "ga__malloc_size_to_spc8", dim8, [v << 1 for v in malloc8]),
     ]
     for ctype, name, dim, values in decls:
         bits = int(ctype[4:-2])
