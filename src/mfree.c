@@ -219,15 +219,16 @@ void ga_free(void *p) {
       q = (unsigned __int128)off * s->divMul64;
       uintptr_t idx = (uintptr_t)(q >> 64); /* >= off / elemsize */
       if (GA_LIKELY(idx < s->nelems && (uint64_t)q < s->divMul64)) {
-        uint64_t m = (uint64_t)1 << (idx & 63);
-        _Atomic uint64_t *w = &s->allocBits[idx >> 6];
-        uint64_t bits = ga__loadBits(w), live = bits & m;
-        if (GA_UNLIKELY(atomic_load_explicit(&s->remotePending, memory_order_relaxed)))
-          live &= ~ga__loadBits(&s->freeBits[idx >> 6]);
-        if (GA_LIKELY(live)) {
+        unsigned bit = (unsigned)(idx & 63), word = (unsigned)(idx >> 6);
+        _Atomic uint64_t *w = &s->allocBits[word];
+        uint64_t bits = ga__loadBits(w);
+        if (GA_UNLIKELY(atomic_load_explicit(&s->remotePending, memory_order_relaxed)) &&
+            ((ga__loadBits(&s->freeBits[word]) >> bit) & 1))
+          goto slow;
+        if (GA_LIKELY((bits >> bit) & 1)) {
           GA_VG_FREE(p);
-          ga__storeBits(w, bits & ~m);
-          s->roomWords |= (uint64_t)1 << (idx >> 6); /* for nextWindow */
+          ga__storeBits(w, bits & ~((uint64_t)1 << bit));
+          s->roomWords |= (uint64_t)1 << word; /* for nextWindow */
           GA_KEEPALIVE(a);
           s->localFrees++;
           return;
