@@ -179,12 +179,15 @@ static int concurrent_workers(void) {
 /* Concurrent or stop-the-world? A concurrent mark costs the program a
  * fault (and, on most machines, an interrupt of the collector's CPU) per
  * protected page it writes, and the collector page-table walks: it pays
- * when the pause it saves is long. A heap that a stop-the-world mark gets
- * through in under CONC_MIN_PAUSE is marked stop-the-world (measured on
- * gc-churn, 3 ms pauses: concurrent cycles doubled the run time). The
+ * when the pause it saves is long enough. A heap that a stop-the-world
+ * mark gets through in under CONC_MIN_PAUSE is marked stop-the-world. The
  * estimate is the live heap expected (expected_live) at the best mark rate
- * of the stop-the-world marks so far. */
-#define CONC_MIN_PAUSE_NS 4000000
+ * of the stop-the-world marks so far. It was 4 ms while each concurrent
+ * cycle unprotected the heap run by run (gc-churn, 3 ms pauses, ran twice
+ * as long concurrently); with one unprotecting call per range, gc-churn
+ * runs as fast either way (interleaved, 3 rounds: 1.15-1.35 s both) and
+ * its longest pause is 0.7-1.2 ms concurrently against 3-7 ms. */
+#define CONC_MIN_PAUSE_NS 1000000
 static bool want_concurrent(uint64_t live) {
   if (!ga__ww_enabled()) return false;
   if (ga__option_get(GA_OPT_GC_CONCURRENT) >= 2) return true;
