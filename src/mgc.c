@@ -206,7 +206,10 @@ static uint64_t expected_live(void) {
    * start) is no sign of a bigger live heap. */
   int64_t goal = atomic_load(&gc.goal);
   if (now > goal) now = goal;
-  if (gc.lastHeapAtMark == 0 || now <= 0) return gc.heapMarked;
+  if (now <= 0) return gc.heapMarked;
+  /* The first cycle knows nothing yet: the whole heap may be live (the
+   * program has only been building so far). */
+  if (gc.lastHeapAtMark == 0) return (uint64_t)now > gc.heapMarked ? (uint64_t)now : gc.heapMarked;
   double frac = (double)gc.heapMarked / (double)gc.lastHeapAtMark;
   if (frac > 1) frac = 1;
   uint64_t est = (uint64_t)((double)now * frac);
