@@ -380,8 +380,22 @@ typedef struct mcentral {
   mspan *full;     /* spans with no free slot when last looked at */
   mspan *unswept;  /* not yet swept this cycle */
   uintptr_t nspans;
+  uint32_t fullSkips; /* cacheSpan calls that skipped the full list */
 } mcentral;
 
+/* Per mcentral (index: span class, or GA_TINY_CENTRAL): set when a thread
+ * freed into a span that no cache holds, which may be on the full list;
+ * cacheSpan looks through that list only then (and now and then anyway: a
+ * free racing with the span's return from a cache may miss setting it).
+ * A plain store, and only when clear: remote frees make no other write to
+ * shared memory. */
+extern _Atomic uint8_t ga__mcentral_fullHint[GA_NUM_CENTRALS];
+GA_INLINE void ga__mcentral_hintFull(const mspan *s) {
+  if (atomic_load_explicit(&s->cache, memory_order_relaxed) != NULL) return;
+  _Atomic uint8_t *h = &ga__mcentral_fullHint[s->tiny ? GA_TINY_CENTRAL : s->spanclass];
+  if (!atomic_load_explicit(h, memory_order_relaxed))
+    atomic_store_explicit(h, 1, memory_order_release);
+}
 /* Take a span with at least one free slot for cache c; NULL = out of memory. */
 mspan *ga__mcentral_cacheSpan(unsigned ci, mcache *c);
 /* Return a span from a cache (its owner is the calling thread). */

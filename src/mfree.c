@@ -132,6 +132,7 @@ static void free_checked(uintptr_t a) {
   }
   /* Unconditional plain store (not an RMW): see ga__span_collect. */
   atomic_store_explicit(&s->remotePending, 1, memory_order_release);
+  ga__mcentral_hintFull(s);
 }
 
 /* The common case of free_slow: a small object of another thread's span,
@@ -161,6 +162,7 @@ static inline bool free_remote(uintptr_t a) {
   GA_VG_FREE((void *)a);
   /* Unconditional plain store (not an RMW): see ga__span_collect. */
   atomic_store_explicit(&s->remotePending, 1, memory_order_release);
+  ga__mcentral_hintFull(s);
   return true;
 }
 
