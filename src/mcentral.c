@@ -10,7 +10,8 @@
  *   partial  swept spans with at least one free slot
  *   full     swept spans with no free slot when last looked at; other
  *            threads may have freed into them since (their freeBits), which
- *            the budgeted scan in cacheSpan and reclaimAll find
+ *            the budgeted scan in cacheSpan (when ga__mcentral_fullHint
+ *            says so) and reclaimAll find
  *   unswept  spans not yet swept this GC cycle (Go's unswept sets: at mark
  *            termination partial and full are spliced onto it in O(1))
  * A span in a cache (current or parked, see mcache.c) is on no list here and
