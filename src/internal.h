@@ -363,6 +363,9 @@ uintptr_t ga__mcache_nextFree(unsigned ci);
 /* Mark the calling thread's cache (if any) visible to the collector or not:
  * called by thread registration. */
 void ga__mcache_set_visible(bool visible);
+/* Does any thread's cache escape the collector (its thread is not
+ * registered, so its spans are not swept in place)? */
+bool ga__mcache_anyInvisible(void);
 /* Give every cached span back to mcentral (thread exit, ga_thread_flush). */
 void ga__mcache_releaseAll(mcache *c);
 /* Call fn on every span c caches, current and parked. Only c's thread, or

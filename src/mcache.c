@@ -278,6 +278,16 @@ void ga__mcache_for_each_all(void (*fn)(mcache *c, void *arg), void *arg) {
   for_each(false, fn, arg);
 }
 
+static void note_invisible(mcache *c, void *arg) {
+  if (!atomic_load_explicit(&c->gcVisible, memory_order_acquire)) *(bool *)arg = true;
+}
+
+bool ga__mcache_anyInvisible(void) {
+  bool any = false;
+  for_each(false, note_invisible, &any);
+  return any;
+}
+
 void ga__mcache_set_visible(bool visible) {
   mcache *c = ga__tls_cache;
   if (c != &ga__emptycache)

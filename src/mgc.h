@@ -121,6 +121,9 @@ void ga__mheap_scanRuns(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void 
 /* At mark termination (world stopped): sweep every cached span now, turn
  * every other listed span into "unswept", and set the pacing ratio. */
 void ga__gc_sweep_start(uint64_t heapLive, uint64_t trigger);
+/* The last sweep left out some thread's cache (it is not registered), so
+ * some span may still hold that cycle's marks (gc.lock held). */
+extern bool ga__gc_staleMarks;
 /* Sweep one span somewhere; false when nothing is left this cycle. */
 bool ga__sweepone(void);
 /* Sweep everything left (before the next cycle, and in ga_collect). */

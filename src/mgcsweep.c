@@ -126,6 +126,9 @@ static void sweep_cache_cb(mcache *c, void *arg) {
 void ga__gc_sweep_start(uint64_t heapLive, uint64_t trigger) {
   atomic_fetch_add_explicit(&ga__sweepgen_h, 2, memory_order_release);
   ga__mcache_for_each(sweep_cache_cb, NULL);
+  /* Spans of the caches left out keep this cycle's marks: the next mark
+   * must clear them (mgc.c begin_mark_phase). */
+  ga__gc_staleMarks = ga__mcache_anyInvisible();
   ga__mcentral_startSweep();
   /* Go's gcPaceSweeper: all pages in use must be swept by the time the heap
    * has grown to the trigger (less 1 MiB of margin). */
