@@ -260,6 +260,10 @@ typedef struct heapArena {
   mspan *_Atomic spans[GA_PAGES_PER_ARENA];
   uint8_t pageInUse[GA_PAGES_PER_ARENA / 8];
   uint8_t pageMarks[GA_PAGES_PER_ARENA / 8];
+  /* Every page of an in-use span that may hold pointers (a scan span):
+   * the write watch's protected runs, read without the heap lock
+   * (ga__mheap_scanRuns); written under it. */
+  _Atomic uint64_t pageScan[GA_PAGES_PER_ARENA / 64];
 } heapArena;
 
 /* Arena map: index = address >> 26 (masked to 47-bit user space). */
