@@ -122,7 +122,7 @@ bool ga__span_nextWindow(mspan *s) {
 void ga__span_recount(mspan *s) {
   unsigned nw = (s->nelems + 63u) / 64u, n = 0;
   for (unsigned w = 0; w < nw; w++)
-    n += (unsigned)__builtin_popcountll(ga__loadBits(&s->allocBits[w]));
+    n += (unsigned)ga__popcount64(ga__loadBits(&s->allocBits[w]));
   s->allocCount = (uint16_t)n;
 }
 
@@ -178,7 +178,7 @@ unsigned ga__span_collect(mspan *s) {
       ga__storeBits(&s->allocBits[w], a & ~x);
       s->roomWords |= (uint64_t)1 << w; /* read only while cached */
     }
-    freed += (unsigned)__builtin_popcountll(x);
+    freed += (unsigned)ga__popcount64(x);
   }
   if (freed) {
     s->needzero = 1;

@@ -82,7 +82,7 @@ bool ga__sweep_span_locked(mspan *s, bool preserve) {
   for (unsigned w = 0; w < nw; w++) {
     uint64_t a = ga__loadBits(&s->allocBits[w]);
     uint64_t m = ga__loadBits(&s->gcmarkBits[w]);
-    freed += (unsigned)__builtin_popcountll(a & ~m);
+    freed += (unsigned)ga__popcount64(a & ~m);
     vg_dead(s, w, a & ~m);
     ga__storeBits(&s->allocBits[w], a & m);
     ga__storeBits(&s->gcmarkBits[w], 0);

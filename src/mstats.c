@@ -132,7 +132,7 @@ static void add_own_span(mspan *s, void *arg) {
   for (unsigned w = 0; w < nw; w++) {
     uint64_t bits = w == w0 ? ~ga__loadBits(&s->allocCache) & s->windowValid
                             : ga__loadBits(&s->allocBits[w]);
-    n += (uint64_t)__builtin_popcountll(bits);
+    n += (uint64_t)ga__popcount64(bits);
   }
   unsigned cl = s->spanclass >> 1;
   oc->mallocs[cl] += n - s->allocCountBeforeCache + s->localFrees;
