@@ -177,8 +177,9 @@ static GA_NOINLINE void free_slow(uintptr_t a) {
  * its allocCache bit (it is handed out again next); elsewhere in the span
  * clear its allocBits bit and set its word's roomWords bit (for
  * nextWindow). Either way after checking that it is the start of a slot
- * that exists, is allocated, and was not already freed through freeBits. No lock, no atomic RMW; about 30 instructions. Anything else
- * goes to free_slow, which reports what is wrong.
+ * that exists, is allocated, and was not already freed through freeBits.
+ * No lock, no atomic RMW; 36 instructions in the window (callgrind).
+ * Anything else goes to free_slow, which reports what is wrong.
  *
  * The plain load and store of allocBits need no slow-path region: only the
  * owner writes a cached span's allocBits (the collector puts what it finds

@@ -209,7 +209,8 @@ static uint64_t expected_live(void) {
   if (now <= 0) return gc.heapMarked;
   /* The first cycle knows nothing yet: the whole heap may be live (the
    * program has only been building so far). */
-  if (gc.lastHeapAtMark == 0) return (uint64_t)now > gc.heapMarked ? (uint64_t)now : gc.heapMarked;
+  if (gc.lastHeapAtMark == 0)
+    return (uint64_t)now > gc.heapMarked ? (uint64_t)now : gc.heapMarked;
   double frac = (double)gc.heapMarked / (double)gc.lastHeapAtMark;
   if (frac > 1) frac = 1;
   uint64_t est = (uint64_t)((double)now * frac);
