@@ -188,16 +188,14 @@ typedef struct mspan {
    * slots (8 KiB spans hold at most 1024). */
   uint64_t roomWords;
   _Atomic uint64_t *freeBits;
-  _Atomic uint64_t *windowFree; /* &freeBits[freeindex / 64] */
   struct mspan *prev;  /* list link, with next */
   uintptr_t npages;    /* span is [startAddr, startAddr + npages*8192) */
   uintptr_t limit;     /* end of object data: startAddr + nelems*elemsize */
 
   /* ---- line 2 ---- */
   /* cache: the mcache holding this span, current or parked, or NULL. */
-  _Atomic(struct mcache *) cache;
+  _Alignas(64) _Atomic(struct mcache *) cache;
   _Atomic uint64_t *gcmarkBits;
-  uint64_t windowValid;  /* slots of the window that exist (< nelems) */
   uint16_t freeindex;    /* first slot of the window */
   uint16_t allocCount;   /* allocated slots; exact while not cached (a
                             cached span's window lives in allocCache) */

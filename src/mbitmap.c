@@ -15,9 +15,10 @@
  *   freeBits    frees not yet folded in: set by one atomic fetch-or from any
  *               thread, cleared only by ga__span_collect.
  *
- * Invariants: allocCache is a subset of windowValid; the only writers of a
- * cached span's allocCache are its thread's fast and slow paths (and, with
- * the world stopped, nobody: the collector reads it, never writes it).
+ * Invariants: allocCache is a subset of the window's slots that exist
+ * (ga__windowValid); the only writers of a cached span's allocCache are its
+ * thread's fast and slow paths (and, with the world stopped, nobody: the
+ * collector reads it, never writes it).
  * While a span is cached, roomWords has the bit of every allocBits word
  * other than the window's that has a free slot (initRoom when the span is
  * cached, the owner's free outside the window, collect), so nextWindow finds
@@ -61,13 +62,11 @@ void ga__span_freeBitsStorage(mspan *s) {
 static inline void load_window(mspan *s, unsigned w) {
   uint64_t valid = ga__windowValid(s, w);
   __atomic_store_n(&s->freeindex, (uint16_t)(w * 64), __ATOMIC_RELAXED);
-  s->windowValid = valid;
   /* Only the slots that exist: the owner's free then needs no validity
    * test beyond the offset's (see ga_free). */
   unsigned left = s->nelems - w * 64u;
   s->windowBytes = (uint32_t)((left < 64 ? left : 64) * s->elemsize);
   s->windowAddr = s->startAddr + (uintptr_t)w * 64 * s->elemsize;
-  s->windowFree = &s->freeBits[w];
   ga__storeBits(&s->allocCache, ~ga__loadBits(&s->allocBits[w]) & valid);
 }
 
@@ -75,8 +74,9 @@ void ga__span_loadWindow(mspan *s, unsigned w) { load_window(s, w); }
 
 void ga__span_syncWindow(mspan *s) {
   if (s->nelems == 0) return;
-  ga__storeBits(&s->allocBits[s->freeindex >> 6],
-                ~ga__loadBits(&s->allocCache) & s->windowValid);
+  unsigned w = s->freeindex >> 6;
+  ga__storeBits(&s->allocBits[w],
+                ~ga__loadBits(&s->allocCache) & ga__windowValid(s, w));
 }
 
 void ga__span_initRoom(mspan *s) {
@@ -169,7 +169,7 @@ unsigned ga__span_collect(mspan *s) {
                                           memory_order_acq_rel);
     if (cached && w == w0) {
       uint64_t cache = ga__loadBits(&s->allocCache);
-      uint64_t allocated = ~cache & s->windowValid;
+      uint64_t allocated = ~cache & ga__windowValid(s, w);
       if (GA_UNLIKELY(x & ~allocated)) collect_double_free(s, w, x & ~allocated);
       ga__storeBits(&s->allocCache, cache | x);
     } else {

@@ -203,7 +203,7 @@ void ga_free(void *p) {
        * relies on it too): one load beside the others, not two after each
        * other. */
       if (GA_UNLIKELY(atomic_load_explicit(&s->remotePending, memory_order_relaxed)) &&
-          ((ga__loadBits(s->windowFree) >> bit) & 1))
+          ((ga__loadBits(&s->freeBits[s->freeindex >> 6]) >> bit) & 1))
         goto slow;
       if (GA_LIKELY(!((cache >> bit) & 1))) {
         GA_VG_FREE(p);

@@ -107,8 +107,9 @@ static void sweep_cached(mspan *s, void *arg) {
     uint64_t m = ga__loadBits(&s->gcmarkBits[w]);
     uint64_t fb = ga__loadBits(&s->freeBits[w]);
     ga__storeBits(&s->gcmarkBits[w], 0);
-    uint64_t truth = w == w0 ? ~ga__loadBits(&s->allocCache) & s->windowValid
-                             : ga__loadBits(&s->allocBits[w]);
+    uint64_t truth = w == w0
+        ? ~ga__loadBits(&s->allocCache) & ga__windowValid(s, w)
+        : ga__loadBits(&s->allocBits[w]);
     uint64_t dead = truth & ~m & ~fb;
     vg_dead(s, w, dead);
     if (dead) {

@@ -130,8 +130,9 @@ static void add_own_span(mspan *s, void *arg) {
   unsigned nw = (s->nelems + 63u) / 64u, w0 = s->freeindex >> 6;
   uint64_t n = 0;
   for (unsigned w = 0; w < nw; w++) {
-    uint64_t bits = w == w0 ? ~ga__loadBits(&s->allocCache) & s->windowValid
-                            : ga__loadBits(&s->allocBits[w]);
+    uint64_t bits = w == w0
+        ? ~ga__loadBits(&s->allocCache) & ga__windowValid(s, w)
+        : ga__loadBits(&s->allocBits[w]);
     n += (uint64_t)ga__popcount64(bits);
   }
   unsigned cl = s->spanclass >> 1;
