@@ -10,13 +10,14 @@
  *           nextFreeFast hands it out next. Elsewhere in the span: clear its
  *           allocBits bit with a plain load and store (only the owner writes
  *           a cached span's allocBits; the collector leaves them alone). No
- *           lock, no atomic RMW; about 30 instructions.
+ *           lock, no atomic RMW; 36 instructions in the window.
  *   remote  any other small object (another thread's span, an uncached
  *           span): one atomic fetch-or of the object's bit into
  *           span.freeBits (no lock), after free_remote's validation. The
  *           owner (or mcentral, for a span in no cache) folds the bits in
- *           when it next looks for room (ga__span_collect). A span whose objects are all free goes back
- *           to mheap when it is folded.
+ *           when it next looks for room (ga__span_collect). A span
+ *           whose objects are all free goes back to mheap when it is
+ *           folded.
  *   large   a span of its own: one atomic fetch-or claims the free (so a
  *           concurrent double free is caught), then the pages go back to
  *           mheap under its lock.
@@ -135,6 +136,18 @@ static void free_checked(uintptr_t a) {
   ga__mcentral_hintFull(s);
 }
 
+/* Is a the start of a slot of the small span s, and which (*idxp)? The
+ * high half of (a - startAddr) * divMul64 is at least the offset over
+ * elemsize, so idx < nelems bounds the offset below the span's end and
+ * below 2^32, where the low half's test (below divMul64 exactly for a
+ * multiple of elemsize) is exact: whatever a was, even for a stale
+ * spans-map entry. One multiply, no division. */
+static inline bool slot_start(const mspan *s, uintptr_t a, uintptr_t *idxp) {
+  unsigned __int128 q = (unsigned __int128)(a - s->startAddr) * s->divMul64;
+  *idxp = (uintptr_t)(q >> 64);
+  return *idxp < s->nelems && (uint64_t)q < s->divMul64;
+}
+
 /* The common case of free_slow: a small object of another thread's span,
  * or of a span in no cache (larson, xthread). The same rules as
  * checked_object, in the order that needs the fewest loads and with the
@@ -147,11 +160,8 @@ static inline bool free_remote(uintptr_t a) {
   if (atomic_load_explicit(&s->state, memory_order_acquire) != mSpanInUse ||
       (s->spanclass >> 1) == 0 || (s->tiny | s->specials))
     return false;
-  uintptr_t off = a - s->startAddr; /* < limit - startAddr < 2^32 below */
-  unsigned __int128 q = (unsigned __int128)off * s->divMul64;
-  if (off >= s->limit - s->startAddr || (uint64_t)q >= s->divMul64)
-    return false;
-  uintptr_t idx = (uintptr_t)(q >> 64);
+  uintptr_t idx;
+  if (!slot_start(s, a, &idx)) return false;
   uint64_t m = (uint64_t)1 << (idx & 63);
   if ((ga__loadBits(&s->freeBits[idx >> 6]) & m) ||
       !ga__span_isAllocatedAny(s, idx))
@@ -198,10 +208,9 @@ void ga_free(void *p) {
       unsigned bit = (unsigned)(q >> 64);
       uint64_t cache = ga__loadBits(&s->allocCache);
       /* The slot exists (windowBytes covers only those), so it is allocated
-       * iff its allocCache bit is clear; less the objects freed through
-       * freeBits, which are pending only with remotePending set (collect
-       * relies on it too): one load beside the others, not two after each
-       * other. */
+       * iff its allocCache bit is clear, unless it was freed through
+       * freeBits: pending only with remotePending set (collect relies on
+       * it too), so the freeBits word is read only then. */
       if (GA_UNLIKELY(atomic_load_explicit(&s->remotePending, memory_order_relaxed)) &&
           ((ga__loadBits(&s->freeBits[s->freeindex >> 6]) >> bit) & 1))
         goto slow;
@@ -213,15 +222,10 @@ void ga_free(void *p) {
         return;
       }
     } else {
-      /* Outside the window. The high half of the product is at least
-       * off / elemsize, so idx < nelems bounds off below the span's end
-       * (and below 2^32, where the low half's test is exact), whatever a
-       * was (even for a stale spans-map entry); a slot of the window's
-       * word passed the test above. */
-      off = a - s->startAddr;
-      q = (unsigned __int128)off * s->divMul64;
-      uintptr_t idx = (uintptr_t)(q >> 64); /* >= off / elemsize */
-      if (GA_LIKELY(idx < s->nelems && (uint64_t)q < s->divMul64)) {
+      /* Outside the window (a slot of the window's word passed the test
+       * above). */
+      uintptr_t idx;
+      if (GA_LIKELY(slot_start(s, a, &idx))) {
         unsigned bit = (unsigned)(idx & 63), word = (unsigned)(idx >> 6);
         _Atomic uint64_t *w = &s->allocBits[word];
         uint64_t bits = ga__loadBits(w);
@@ -252,11 +256,8 @@ static inline mspan *owned_object(uintptr_t a) {
   if (atomic_load_explicit(&s->owner, memory_order_relaxed) != ga__tls_cache ||
       atomic_load_explicit(&s->remotePending, memory_order_relaxed))
     return NULL;
-  uintptr_t off = a - s->startAddr;
-  unsigned __int128 q = (unsigned __int128)off * s->divMul64;
-  uintptr_t idx = (uintptr_t)(q >> 64);
-  if (idx >= s->nelems || (uint64_t)q >= s->divMul64) return NULL;
-  return ga__span_isAllocated(s, idx) ? s : NULL;
+  uintptr_t idx;
+  return slot_start(s, a, &idx) && ga__span_isAllocated(s, idx) ? s : NULL;
 }
 
 size_t ga__object_size(const void *p, mspan **sp) {
