@@ -15,8 +15,9 @@
  *   unswept  spans not yet swept this GC cycle (Go's unswept sets: at mark
  *            termination partial and full are spliced onto it in O(1))
  * A span in a cache (current or parked, see mcache.c) is on no list here and
- * has a cache owner; a listed span has none. Every span is swept before it is handed to a cache (Go's invariant
- * "a span is never handed to an allocator unswept").
+ * has a cache owner; a listed span has none. Every span is swept before it
+ * is handed to a cache (Go's invariant "a span is never handed to an
+ * allocator unswept").
  *
  * Cost: cacheSpan looks at no more than SCAN_BUDGET spans of each kind
  * before it grows the heap (Go's budget of 100: bounds the search, about 1 %
@@ -140,11 +141,12 @@ mspan *ga__mcentral_cacheSpan(unsigned ci, mcache *c) {
   _Atomic uint8_t *hint = &ga__mcentral_fullHint[ci];
   s = mc->full;
   bool hinted = atomic_load_explicit(hint, memory_order_acquire);
-  if (hinted)
+  if (hinted) {
     atomic_store_explicit(hint, 0, memory_order_relaxed);
-  else if (++mc->fullSkips % FULL_SCAN_EVERY != 0)
+    atomic_thread_fence(memory_order_seq_cst); /* the clear before the reads */
+  } else if (++mc->fullSkips % FULL_SCAN_EVERY != 0) {
     s = NULL;
-  atomic_thread_fence(memory_order_seq_cst); /* the clear before the reads */
+  }
   for (int budget = SCAN_BUDGET; s != NULL && budget > 0; budget--) {
     mspan *next = s->next;
     if (ga__span_collect(s) != 0 && s->allocCount < s->nelems) {
