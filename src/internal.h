@@ -256,8 +256,6 @@ typedef struct heapArena {
   /* page -> span; stale for free pages. Read without locks (relaxed: a
    * plain load), written under the heap lock. */
   mspan *_Atomic spans[GA_PAGES_PER_ARENA];
-  uint8_t pageInUse[GA_PAGES_PER_ARENA / 8];
-  uint8_t pageMarks[GA_PAGES_PER_ARENA / 8];
   /* Every page of an in-use span that may hold pointers (a scan span):
    * the write watch's protected runs, read without the heap lock
    * (ga__mheap_scanRuns); written under it. */

@@ -184,38 +184,21 @@ static bool mheap_grow(uintptr_t npages) {
 
 /* ---- span allocation -------------------------------------------------- */
 
-static void set_spans(mspan *s, mspan *v) {
-  uintptr_t p = s->startAddr, end = p + s->npages * GA_PAGE_SIZE;
-  while (p < end) {
-    heapArena *ha = atomic_load_explicit(&ga__arenas[p >> GA_ARENA_SHIFT],
-                                         memory_order_relaxed);
-    uintptr_t i = (p >> GA_PAGE_SHIFT) & (GA_PAGES_PER_ARENA - 1);
-    for (; i < GA_PAGES_PER_ARENA && p < end; i++, p += GA_PAGE_SIZE)
-      atomic_store_explicit(&ha->spans[i], v, memory_order_relaxed);
-  }
-}
-
-static void page_in_use(uintptr_t base, bool on) {
-  heapArena *ha = atomic_load_explicit(&ga__arenas[base >> GA_ARENA_SHIFT],
-                                       memory_order_relaxed);
-  uintptr_t i = (base >> GA_PAGE_SHIFT) & (GA_PAGES_PER_ARENA - 1);
-  if (on)
-    ha->pageInUse[i / 8] |= (uint8_t)(1u << (i % 8));
-  else
-    ha->pageInUse[i / 8] &= (uint8_t)~(1u << (i % 8));
-}
-
-/* Set or clear the pageScan bits of a scan span's pages (heap lock). */
-static void page_scan(mspan *s, bool on) {
-  if (s->spanclass & 1) return; /* pointer-free: never protected */
+/* A span's pages come into use (in_use: each spans-map entry points to s)
+ * or go out of it (the entries stay, stale, see ga__spanOf); either way the
+ * pageScan bits of a scan span's pages follow. Heap lock held. */
+static void map_pages(mspan *s, bool in_use) {
+  bool scan = !(s->spanclass & 1); /* pointer-free pages are never protected */
   uintptr_t p = s->startAddr, end = p + s->npages * GA_PAGE_SIZE;
   for (; p < end; p += GA_PAGE_SIZE) {
     heapArena *ha = atomic_load_explicit(&ga__arenas[p >> GA_ARENA_SHIFT],
                                          memory_order_relaxed);
     uintptr_t i = (p >> GA_PAGE_SHIFT) & (GA_PAGES_PER_ARENA - 1);
+    if (in_use) atomic_store_explicit(&ha->spans[i], s, memory_order_relaxed);
+    if (!scan) continue;
     _Atomic uint64_t *w = &ha->pageScan[i / 64];
     uint64_t m = (uint64_t)1 << (i % 64), v = atomic_load_explicit(w, memory_order_relaxed);
-    atomic_store_explicit(w, on ? v | m : v & ~m, memory_order_relaxed);
+    atomic_store_explicit(w, in_use ? v | m : v & ~m, memory_order_relaxed);
   }
 }
 
@@ -287,10 +270,8 @@ mspan *ga__mheap_alloc(uintptr_t npages, uintptr_t align_pages, unsigned spc,
     return NULL;
   }
   ga__span_loadWindow(s, 0);
-  set_spans(s, s);
+  map_pages(s, true);
   atomic_store_explicit(&s->state, mSpanInUse, memory_order_release);
-  page_in_use(base, true);
-  page_scan(s, true);
   mheap_.pagesInUse += npages;
   update_free_hint();
   mheap_.spansInUse++;
@@ -304,8 +285,7 @@ mspan *ga__mheap_alloc(uintptr_t npages, uintptr_t align_pages, unsigned spc,
 
 /* The pages, bitmaps and record of a dead span go back (heap lock held). */
 static bool freeSpan_locked(mspan *s) {
-  page_in_use(s->startAddr, false);
-  page_scan(s, false);
+  map_pages(s, false);
   mheap_.pagesInUse -= s->npages;
   update_free_hint();
   mheap_.spansInUse--;
