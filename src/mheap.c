@@ -343,9 +343,9 @@ uintptr_t ga__mheap_freePagesHint(void) {
 }
 
 /* Call fn on every in-use span, in address order, by walking the spans
- * map from each span's first page. Without the heap lock the walk is racy
- * by design (a span born or freed meanwhile may be missed or seen; callers
- * that cannot afford that hold the lock). */
+ * map from each span's first page (heap lock held: clearStaleMarks, its
+ * only caller). Exempt from TSan: the span records it reads are also read
+ * by markers and validators that take no lock. */
 __attribute__((no_sanitize("thread")))
 static void walk_spans(void (*fn)(mspan *s, void *arg), void *arg) {
   uintptr_t min = atomic_load(&ga__heapMin), max = atomic_load(&ga__heapMax);
