@@ -11,8 +11,11 @@
  * them, in 4 MiB chunks; fresh chunks enter the page allocator as free and
  * "scavenged" (zero, costing no RSS).
  *
- * Span lookup is O(1): ga__spanOf(p) = ga__arenas[p>>26]->spans[page]. Every
- * page of an in-use span maps to it. Entries of free pages are stale (they
+ * Span lookup is O(1): ga__spanOf(p) = ga__arenas[p>>26]->spans[page], and
+ * for the 256 GiB span window from the first arena (where the heap is when
+ * it stays dense) one flat map, ga__spanWindow.map[(p - base) >> 13], whose
+ * slices the window's arenas use as their spans arrays. Every page of an
+ * in-use span maps to it. Entries of free pages are stale (they
  * point to whatever span last held the page, or to ga__emptyspan), so a
  * lock-free reader checks the span's state (acquire) and range before using
  * it. mspan records are never unmapped (fixalloc), so a stale pointer is
@@ -49,6 +52,7 @@
 #include "mpagealloc.h"
 
 heapArena *_Atomic ga__arenas[GA_ARENA_L2_ENTRIES];
+spanWindow ga__spanWindow;
 /* Bounds of every address ever given to the heap: a quick filter for the
  * conservative scan (most words are not heap pointers). */
 _Atomic uintptr_t ga__heapMin = UINTPTR_MAX, ga__heapMax = 0;
@@ -114,16 +118,43 @@ void ga__init_slow(void) {
 
 /* ---- growth ----------------------------------------------------------- */
 
+/* The first arena opens the span window there (heap lock held). */
+static void span_window_open(uintptr_t base) {
+  if (atomic_load_explicit(&ga__spanWindow.bytes, memory_order_relaxed) != 0) return;
+  uintptr_t map = ga__sys_reserve_zero(GA_SPAN_WINDOW_BYTES / GA_PAGE_SIZE * sizeof(uintptr_t));
+  if (map == 0) return; /* no window: every lookup takes the two levels */
+  ga__spanWindow.map = (_Atomic uintptr_t *)map;
+  atomic_store_explicit(&ga__spanWindow.base, base, memory_order_relaxed);
+  atomic_store_explicit(&ga__spanWindow.bytes, GA_SPAN_WINDOW_BYTES, memory_order_release);
+}
+
+/* The spans array of the arena at a: its slice of the window's map, made
+ * writable, or an array of its own outside the window. Zero either way:
+ * every page maps to ga__emptyspan. */
+static _Atomic uintptr_t *arena_spans(uintptr_t a) {
+  size_t bytes = GA_PAGES_PER_ARENA * sizeof(uintptr_t);
+  uintptr_t off = a - atomic_load_explicit(&ga__spanWindow.base, memory_order_relaxed);
+  if (off < atomic_load_explicit(&ga__spanWindow.bytes, memory_order_relaxed)) {
+    _Atomic uintptr_t *s = &ga__spanWindow.map[off >> GA_PAGE_SHIFT];
+    return ga__sys_map((uintptr_t)s, bytes) == 0 ? s : NULL;
+  }
+  return ga__sys_alloc(bytes);
+}
+
 /* Publish heapArena records for every arena in [base, end). */
 static bool arena_publish(uintptr_t base, uintptr_t end) {
+  span_window_open(base);
   for (uintptr_t a = base; a < end; a += GA_ARENA_BYTES) {
     uintptr_t idx = a >> GA_ARENA_SHIFT;
     if (atomic_load_explicit(&ga__arenas[idx], memory_order_relaxed) != NULL)
       continue;
     heapArena *ha = ga__sys_alloc(sizeof(heapArena));
     if (ha == NULL) return false;
-    for (uintptr_t i = 0; i < GA_PAGES_PER_ARENA; i++)
-      atomic_store_explicit(&ha->spans[i], &ga__emptyspan, memory_order_relaxed);
+    ha->spans = arena_spans(a);
+    if (ha->spans == NULL) {
+      ga__sys_free(ha, sizeof(heapArena));
+      return false;
+    }
     atomic_store_explicit(&ga__arenas[idx], ha, memory_order_release);
   }
   return true;
@@ -194,7 +225,7 @@ static void map_pages(mspan *s, bool in_use) {
     heapArena *ha = atomic_load_explicit(&ga__arenas[p >> GA_ARENA_SHIFT],
                                          memory_order_relaxed);
     uintptr_t i = (p >> GA_PAGE_SHIFT) & (GA_PAGES_PER_ARENA - 1);
-    if (in_use) atomic_store_explicit(&ha->spans[i], s, memory_order_relaxed);
+    if (in_use) atomic_store_explicit(&ha->spans[i], ga__spanEntry(s), memory_order_relaxed);
     if (!scan) continue;
     _Atomic uint64_t *w = &ha->pageScan[i / 64];
     uint64_t m = (uint64_t)1 << (i % 64), v = atomic_load_explicit(w, memory_order_relaxed);
@@ -354,7 +385,7 @@ static void walk_spans(void (*fn)(mspan *s, void *arg), void *arg) {
         &ga__arenas[(a >> GA_ARENA_SHIFT) & (GA_ARENA_L2_ENTRIES - 1)], memory_order_acquire);
     if (ha == NULL) continue;
     for (uintptr_t i = 0; i < GA_PAGES_PER_ARENA;) {
-      mspan *sp = atomic_load_explicit(&ha->spans[i], memory_order_relaxed);
+      mspan *sp = ga__spanFromEntry(atomic_load_explicit(&ha->spans[i], memory_order_relaxed));
       if (sp == &ga__emptyspan ||
           atomic_load_explicit(&sp->state, memory_order_acquire) != mSpanInUse ||
           sp->startAddr != a + i * GA_PAGE_SIZE || sp->npages == 0) {

@@ -18,6 +18,11 @@
  * The reservation uses no memory until ga__sys_map. */
 uintptr_t ga__sys_reserve(uintptr_t hint, size_t size, size_t align);
 
+/* Reserve `size` bytes of address space that read as zero (PROT_READ; no
+ * memory and no commit charge: every page is the shared zero page until
+ * ga__sys_map makes part of it writable). Returns 0 on failure. */
+uintptr_t ga__sys_reserve_zero(size_t size);
+
 /* Make [p, p+size) of a reservation readable and writable. Fresh pages read
  * as zero. Returns 0 on success, -1 on failure (ENOMEM). */
 int ga__sys_map(uintptr_t p, size_t size);

@@ -44,6 +44,14 @@ uintptr_t ga__sys_reserve(uintptr_t hint, size_t size, size_t align) {
   return aligned;
 }
 
+uintptr_t ga__sys_reserve_zero(size_t size) {
+  int saved = errno;
+  void *p = mmap(NULL, size, PROT_READ,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  errno = saved;
+  return p == MAP_FAILED ? 0 : (uintptr_t)p;
+}
+
 int ga__sys_map(uintptr_t p, size_t size) {
   int saved = errno;
   int r = mprotect((void *)p, size, PROT_READ | PROT_WRITE);
