@@ -46,6 +46,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "goalloc.h"
 #include "os.h"
@@ -173,7 +177,7 @@ typedef struct mspan {
    * allocBits, see mgcsweep.c). An uncached span's is written by the
    * mcentral lock holder and by the collector with the world stopped. Read
    * relaxed by anyone.
-   * gcmarkBits: the collector's marks for this cycle.
+   * gcmarkBytes (line 2): the collector's marks for this cycle.
    * freeBits: objects freed by a thread that is not the owner, and objects
    * of a cached span the collector found dead: one atomic fetch-or from any
    * thread; folded into allocBits / allocCache by ga__span_collect. */
@@ -195,7 +199,11 @@ typedef struct mspan {
   /* ---- line 2 ---- */
   /* cache: the mcache holding this span, current or parked, or NULL. */
   _Alignas(64) _Atomic(struct mcache *) cache;
-  _Atomic uint64_t *gcmarkBits;
+  /* The collector's marks, a byte per slot (64 per allocBits word; 0 or
+   * 1): markers set them with a plain store, no atomic RMW however many
+   * mark at once (the lock prefix of a shared mark bitmap was 19 % of
+   * binary-trees' time, perf), as Boehm GC's parallel marker does. */
+  _Atomic uint8_t *gcmarkBytes;
   uint16_t freeindex;    /* first slot of the window */
   uint16_t allocCount;   /* allocated slots; exact while not cached (a
                             cached span's window lives in allocCache) */
@@ -510,6 +518,32 @@ GA_INLINE bool ga__span_isAllocated(const mspan *s, uintptr_t idx) {
       (idx >> 6) == (uintptr_t)(s->freeindex >> 6))
     return !((ga__loadBits(&s->allocCache) >> (idx & 63)) & 1);
   return (ga__loadBits(&s->allocBits[idx >> 6]) >> (idx & 63)) & 1;
+}
+/* The mark bytes of slots [64w, 64w + 64) as a bit mask, like an
+ * allocBits word (bytes past nelems are always 0). */
+GA_INLINE uint64_t ga__markWord(const mspan *s, unsigned w) {
+  const uint8_t *b = (const uint8_t *)&s->gcmarkBytes[(uintptr_t)w * 64];
+#if defined(__SSE2__)
+  uint64_t m = 0;
+  for (unsigned k = 0; k < 4; k++) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(b + 16 * k));
+    unsigned z = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_setzero_si128()));
+    m |= (uint64_t)(~z & 0xffffu) << (16 * k);
+  }
+  return m;
+#else
+  uint64_t m = 0;
+  for (unsigned k = 0; k < 64; k++) m |= (uint64_t)(b[k] != 0) << k;
+  return m;
+#endif
+}
+GA_INLINE bool ga__isMarked(const mspan *s, uintptr_t idx) {
+  return atomic_load_explicit(&s->gcmarkBytes[idx], memory_order_relaxed) != 0;
+}
+/* Clear every mark of s (its owner, an mcentral lock holder, or the
+ * collector). */
+GA_INLINE void ga__markClear(mspan *s) {
+  memset((void *)s->gcmarkBytes, 0, ((s->nelems + 63u) & ~63u));
 }
 /* Same, from any thread: reads the window under its seqlock. */
 bool ga__span_isAllocatedAny(mspan *s, uintptr_t idx);

@@ -3,15 +3,16 @@
  * mbitmap.go twin): moving the 64-slot allocation window, and folding in
  * frees made through freeBits.
  *
- * Each span has three bitmaps of ceil(nelems/64) words, carved together from
- * one off-heap block (pools of 1, 2, 4, 8, 16 words per map, under the heap
- * lock):
+ * Each span has two bitmaps of ceil(nelems/64) words and a byte map of as
+ * many 64-byte groups, carved together from one off-heap block (pools of 1,
+ * 2, 4, 8, 16 words per map, under the heap lock):
  *   allocBits   bit i set <=> slot i is allocated. Exact, except that while a
  *               span is cached its current window's truth is ~allocCache
  *               (the fast paths only touch allocCache); syncWindow writes it
  *               back. Objects freed through freeBits but not yet folded in
  *               still count as allocated. Bits past nelems are always 0.
- *   gcmarkBits  the collector's mark bits.
+ *   gcmarkBytes the collector's marks, a byte per slot (plain stores from
+ *               any number of markers: see mspan).
  *   freeBits    frees not yet folded in: set by one atomic fetch-or from any
  *               thread, cleared only by ga__span_collect.
  *
@@ -35,7 +36,7 @@ void ga__mheap_unlock(void);
 
 void ga__bits_init(void) {
   for (int i = 0; i < NBITS_POOLS; i++)
-    ga__fixalloc_init(&bits_pool[i], (size_t)3 * 8 * ((size_t)1 << i));
+    ga__fixalloc_init(&bits_pool[i], (size_t)(2 * 8 + 64) * ((size_t)1 << i));
 }
 
 /* Heap lock held. */
@@ -45,12 +46,13 @@ void ga__span_allocBits(mspan *s) {
   _Atomic uint64_t *b = ga__fixalloc_alloc(&bits_pool[cls]); /* zeroed */
   s->bitsClass = (uint8_t)cls;
   if (b == NULL) {
-    s->allocBits = s->gcmarkBits = s->freeBits = NULL;
+    s->allocBits = s->freeBits = NULL;
+    s->gcmarkBytes = NULL;
     return;
   }
   s->allocBits = b;
-  s->gcmarkBits = b + (1u << cls);
-  s->freeBits = b + 2 * (1u << cls);
+  s->freeBits = b + (1u << cls);
+  s->gcmarkBytes = (_Atomic uint8_t *)(b + 2 * (1u << cls));
 }
 
 /* Heap lock held. */

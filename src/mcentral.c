@@ -186,8 +186,7 @@ void ga__mcentral_uncacheSpan(mspan *s) {
   uint32_t h = atomic_load_explicit(&ga__sweepgen_h, memory_order_relaxed);
   if (GA_UNLIKELY(atomic_load_explicit(&s->sweepgen, memory_order_relaxed) != h) &&
       atomic_load_explicit(&ga__gcphase, memory_order_relaxed) == GC_OFF) {
-    unsigned nw = (s->nelems + 63u) / 64u;
-    for (unsigned w = 0; w < nw; w++) ga__storeBits(&s->gcmarkBits[w], 0);
+    ga__markClear(s);
     atomic_store_explicit(&s->sweepgen, h, memory_order_relaxed);
   }
   ga__span_collect(s);

@@ -44,12 +44,11 @@
 
 extern _Atomic uintptr_t ga__heapMin, ga__heapMax;
 
-/* Several workers mark at once: set mark bits with an atomic fetch-or. With
- * one worker a plain store does (the program never writes mark bits), and
- * the lock prefix was most of the cost of marking (perf, binary-trees). A
- * drain starts plain with one marker; a mark assist (ga__gc_assist) joins
- * only after the marker has switched to atomic (see drain). */
-static _Atomic bool mark_atomic;
+/* A mark assist (ga__gc_assist) joins a drain only once its marker has
+ * seen that assists are wanted and published work for them (see drain).
+ * (This flag also used to switch the mark bits to atomic fetch-or; marks
+ * are bytes now, set with plain stores however many markers run.) */
+static _Atomic bool assists_open;
 /* The world is running (concurrent mark): read span state with acquire and
  * "allocated" through the window's seqlock, since owners are moving their
  * windows under us. */
@@ -81,17 +80,13 @@ greyobject_t(uint64_t *bytes, uintptr_t p, uintptr_t *end, bool conc) {
   if (off >= s->npages * GA_PAGE_SIZE) return 0;
   uintptr_t idx = s->divMul ? ga__objIndex(s, off) : 0;
   if (idx >= s->nelems) return 0;
-  uint64_t m = (uint64_t)1 << (idx & 63);
-  _Atomic uint64_t *w = &s->gcmarkBits[idx >> 6];
-  uint64_t old = ga__loadBits(w);
-  if (old & m) return 0;
+  _Atomic uint8_t *mb = &s->gcmarkBytes[idx];
+  if (atomic_load_explicit(mb, memory_order_relaxed)) return 0;
   if (conc ? !allocated_conc(s, idx) : !ga__span_isAllocated(s, idx))
     return 0;
-  if (atomic_load_explicit(&mark_atomic, memory_order_relaxed)) {
-    if (atomic_fetch_or_explicit(w, m, memory_order_relaxed) & m) return 0;
-  } else {
-    ga__storeBits(w, old | m); /* one marker: no lock prefix (~3x faster) */
-  }
+  /* A plain store: two markers that race here both scan the object (and
+   * both count it: bytesMarked may run a little over, never under). */
+  atomic_store_explicit(mb, 1, memory_order_relaxed);
   *bytes += s->elemsize;
   if (s->spanclass & 1) return 0; /* noscan: black at once, never scanned */
   uintptr_t base = s->startAddr + idx * s->elemsize;
@@ -247,10 +242,9 @@ static void drain(gcw *g) {
           balance(g);
         } else if (atomic_load_explicit(&assists_wanted, memory_order_relaxed) > 0 ||
                    atomic_load_explicit(&assist_demand, memory_order_relaxed)) {
-          /* From here on mark bits are set atomically (a second marker is
-           * coming); an assist joins only after it sees this, and this
-           * store precedes the publication that lets it in. */
-          atomic_store_explicit(&mark_atomic, true, memory_order_relaxed);
+          /* An assist joins only after it sees this, and this store
+           * precedes the publication that lets it in. */
+          atomic_store_explicit(&assists_open, true, memory_order_relaxed);
           balance(g);
         }
       }
@@ -448,7 +442,7 @@ bool ga__gc_is_marked(uintptr_t p) {
   if (off >= s->npages * GA_PAGE_SIZE) return false;
   uintptr_t idx = s->divMul ? ga__objIndex(s, off) : 0;
   if (idx >= s->nelems) return false;
-  return (ga__loadBits(&s->gcmarkBits[idx >> 6]) >> (idx & 63)) & 1;
+  return ga__isMarked(s, idx);
 }
 
 /* Mutator assists (Go's gcAssistAlloc): a thread that allocated past the
@@ -511,7 +505,7 @@ bool ga__gc_assist(bool wait) {
   atomic_signal_fence(memory_order_seq_cst);
   ga_mutex_lock(&work.lock);
   bool join = work.active && !atomic_load(&work.done) && work.full != NULL &&
-              atomic_load_explicit(&mark_atomic, memory_order_relaxed);
+              atomic_load_explicit(&assists_open, memory_order_relaxed);
   if (join) {
     work.nworkers++;
     atomic_fetch_add(&assists_active, 1);
@@ -583,7 +577,7 @@ static void mark_finish(gcw *g, int nworkers) {
 }
 
 uint64_t ga__gc_mark(int nworkers) {
-  atomic_store(&mark_atomic, nworkers > 1);
+  atomic_store(&assists_open, nworkers > 1);
   mark_begin();
   mark_roots(&markg);
   mark_finish(&markg, nworkers);
@@ -591,7 +585,7 @@ uint64_t ga__gc_mark(int nworkers) {
 }
 
 void ga__gc_mark_start(void) {
-  atomic_store(&mark_atomic, false);
+  atomic_store(&assists_open, false);
   mark_begin();
   mark_roots(&markg);
 }
@@ -624,7 +618,7 @@ static void rescan_written(uintptr_t lo, uintptr_t hi, void *arg) {
     uintptr_t b = hi < send ? hi : send;
     if (!(s->spanclass & 1)) {
       if (s->divMul == 0) { /* large: only the written part can be new */
-        if ((ga__loadBits(&s->gcmarkBits[0]) & 1) &&
+        if (ga__isMarked(s, 0) &&
             (rc->conc ? allocated_conc(s, 0) : ga__span_isAllocated(s, 0)))
           scanblock(g, p, b);
       } else {
@@ -632,7 +626,7 @@ static void rescan_written(uintptr_t lo, uintptr_t hi, void *arg) {
         uintptr_t last = ga__objIndex(s, b - 1 - s->startAddr);
         if (last >= s->nelems) last = (uintptr_t)s->nelems - 1;
         for (; i <= last && i < s->nelems; i++) {
-          uint64_t mw = ga__loadBits(&s->gcmarkBits[i >> 6]) >> (i & 63);
+          uint64_t mw = ga__markWord(s, (unsigned)(i >> 6)) >> (i & 63);
           if (mw == 0) { /* nothing marked up to the end of this word */
             i |= 63;
             continue;
@@ -662,7 +656,7 @@ static void rescan_written(uintptr_t lo, uintptr_t hi, void *arg) {
  * 136 / 160 / 189 MiB), while the final pause they saved is a parallel
  * drain of what is young and reachable at that moment. */
 void ga__gc_mark_concurrent(int nworkers) {
-  atomic_store(&mark_atomic, nworkers > 1); /* until an assist joins */
+  atomic_store(&assists_open, nworkers > 1);
   mark_concurrent = true;
   VG_SCAN_BEGIN();
   drain_parallel_j(&markg, nworkers, true);
@@ -684,7 +678,7 @@ static void rescan_all(rescan_ctx *rc) {
 }
 
 uint64_t ga__gc_mark_terminate(int nworkers) {
-  atomic_store(&mark_atomic, nworkers > 1);
+  atomic_store(&assists_open, nworkers > 1);
   rescan_ctx rc = {&markg, false};
   VG_SCAN_BEGIN();
   /* No rearming: the heap is unprotected right after this pause. */

@@ -22,7 +22,7 @@
  *   4. whatever is left is finished before the next cycle marks.
  *
  * Sweeping a span: fold in frees pending in freeBits, allocBits &=
- * gcmarkBits, clear gcmarkBits, count what died. A span left empty goes back
+ * the marks, clear the marks, count what died. A span left empty goes back
  * to the heap (unless the caller wants to allocate from it).
  *
  * Cached spans at mark termination (world stopped; their owners are stopped
@@ -81,12 +81,12 @@ bool ga__sweep_span_locked(mspan *s, bool preserve) {
   unsigned nw = (s->nelems + 63u) / 64u, freed = 0;
   for (unsigned w = 0; w < nw; w++) {
     uint64_t a = ga__loadBits(&s->allocBits[w]);
-    uint64_t m = ga__loadBits(&s->gcmarkBits[w]);
+    uint64_t m = ga__markWord(s, w);
     freed += (unsigned)ga__popcount64(a & ~m);
     vg_dead(s, w, a & ~m);
     ga__storeBits(&s->allocBits[w], a & m);
-    ga__storeBits(&s->gcmarkBits[w], 0);
   }
+  ga__markClear(s);
   atomic_store_explicit(&s->sweepgen, h, memory_order_release);
   atomic_fetch_add_explicit(&sw.pagesSwept, s->npages, memory_order_relaxed);
   if (freed) {
@@ -104,9 +104,8 @@ static void sweep_cached(mspan *s, void *arg) {
   (void)arg;
   unsigned nw = (s->nelems + 63u) / 64u, w0 = s->freeindex >> 6;
   for (unsigned w = 0; w < nw; w++) {
-    uint64_t m = ga__loadBits(&s->gcmarkBits[w]);
+    uint64_t m = ga__markWord(s, w);
     uint64_t fb = ga__loadBits(&s->freeBits[w]);
-    ga__storeBits(&s->gcmarkBits[w], 0);
     uint64_t truth = w == w0
         ? ~ga__loadBits(&s->allocCache) & ga__windowValid(s, w)
         : ga__loadBits(&s->allocBits[w]);
@@ -117,6 +116,7 @@ static void sweep_cached(mspan *s, void *arg) {
       atomic_store_explicit(&s->remotePending, 1, memory_order_relaxed);
     }
   }
+  ga__markClear(s);
   atomic_store_explicit(&s->sweepgen, atomic_load(&ga__sweepgen_h), memory_order_relaxed);
 }
 

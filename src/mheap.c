@@ -330,7 +330,7 @@ static bool freeSpan_locked(mspan *s) {
 
 /* While the collector marks concurrently (ga__gcphase), a marker may be
  * reading any span record it found through the spans map, and may set a
- * bit in its gcmarkBits. A span freed then is marked dead at once (the
+ * byte in its gcmarkBytes. A span freed then is marked dead at once (the
  * markers and the free validators ignore it from here on), but its pages,
  * bitmaps and record are kept until marking is over, so that no marker
  * ever writes a mark bit into storage that has become another span's. */
@@ -400,8 +400,7 @@ static void walk_spans(void (*fn)(mspan *s, void *arg), void *arg) {
 
 static void clear_if_stale(mspan *s, void *arg) {
   if (atomic_load_explicit(&s->sweepgen, memory_order_relaxed) == *(uint32_t *)arg) return;
-  unsigned nw = (s->nelems + 63u) / 64u;
-  for (unsigned w = 0; w < nw; w++) ga__storeBits(&s->gcmarkBits[w], 0);
+  ga__markClear(s);
 }
 
 /* The collector, at mark start (every mcentral locked): a span whose

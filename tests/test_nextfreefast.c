@@ -15,18 +15,20 @@
 
 #define MAXN 1024
 
-static _Atomic uint64_t bits[3][MAXN / 64];
+static _Atomic uint64_t bits[2][MAXN / 64];
+static _Atomic uint8_t marks[MAXN];
 
 static void setup(mspan *s, unsigned nelems, uintptr_t elemsize,
                   const int *model) {
   memset(s, 0, sizeof *s);
   memset(bits, 0, sizeof bits);
+  memset(marks, 0, sizeof marks);
   s->startAddr = 0x7f0000000000;
   s->nelems = (uint16_t)nelems;
   s->elemsize = elemsize;
   s->allocBits = bits[0];
-  s->gcmarkBits = bits[1];
-  s->freeBits = bits[2];
+  s->gcmarkBytes = marks;
+  s->freeBits = bits[1];
   for (unsigned i = 0; i < nelems; i++)
     if (model[i]) bits[0][i / 64] |= (uint64_t)1 << (i % 64);
   ga__span_initRoom(s); /* as mcentral's have_span does */
@@ -58,13 +60,13 @@ int main(void) {
       for (int step = 0; step < 3 * (int)n; step++) {
         if (rng_below(&r, 8) == 0) { /* a free through freeBits */
           unsigned i = (unsigned)rng_below(&r, n);
-          if (!model[i] || (bits[2][i / 64] >> (i % 64) & 1)) continue;
-          bits[2][i / 64] |= (uint64_t)1 << (i % 64);
+          if (!model[i] || (bits[1][i / 64] >> (i % 64) & 1)) continue;
+          bits[1][i / 64] |= (uint64_t)1 << (i % 64);
           atomic_store(&s.remotePending, 1);
           if (rng_below(&r, 2)) {
             collected += ga__span_collect(&s);
             for (unsigned k = 0; k < n; k++) {
-              if (bits[2][k / 64] >> (k % 64) & 1) CHECK(0); /* drained */
+              if (bits[1][k / 64] >> (k % 64) & 1) CHECK(0); /* drained */
               if (model[k] && !ga__span_isAllocated(&s, k)) model[k] = 0;
               CHECKF(model[k] == (int)ga__span_isAllocated(&s, k), "slot %u", k);
             }
@@ -108,7 +110,7 @@ int main(void) {
       atomic_store(&s.cache, NULL);
       ga__span_recount(&s);
       unsigned cnt = 0;
-      for (unsigned k = 0; k < n; k++) cnt += (unsigned)model[k] | (unsigned)(bits[2][k / 64] >> (k % 64) & 1);
+      for (unsigned k = 0; k < n; k++) cnt += (unsigned)model[k] | (unsigned)(bits[1][k / 64] >> (k % 64) & 1);
       CHECK(s.allocCount == cnt);
     }
   }
