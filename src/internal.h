@@ -300,6 +300,8 @@ typedef struct spanWindow {
   _Atomic uintptr_t *map;
 } spanWindow;
 extern GA_HIDDEN spanWindow ga__spanWindow;
+/* Tests only, before the first allocation: a smaller window. */
+void ga__spanWindow_testBytes(uintptr_t bytes);
 
 /* spanOf: the span whose pages contain p, or &ga__emptyspan. May be stale
  * for free pages: callers must check state and range. Outside the window,

@@ -118,14 +118,19 @@ void ga__init_slow(void) {
 
 /* ---- growth ----------------------------------------------------------- */
 
+/* The window's size: GA_SPAN_WINDOW_BYTES, or less for test_spanwindow
+ * (which must see heap beyond the window without 256 GiB of heap). */
+static uintptr_t windowBytes = GA_SPAN_WINDOW_BYTES;
+void ga__spanWindow_testBytes(uintptr_t bytes) { windowBytes = bytes; }
+
 /* The first arena opens the span window there (heap lock held). */
 static void span_window_open(uintptr_t base) {
   if (atomic_load_explicit(&ga__spanWindow.bytes, memory_order_relaxed) != 0) return;
-  uintptr_t map = ga__sys_reserve_zero(GA_SPAN_WINDOW_BYTES / GA_PAGE_SIZE * sizeof(uintptr_t));
+  uintptr_t map = ga__sys_reserve_zero(windowBytes / GA_PAGE_SIZE * sizeof(uintptr_t));
   if (map == 0) return; /* no window: every lookup takes the two levels */
   ga__spanWindow.map = (_Atomic uintptr_t *)map;
   atomic_store_explicit(&ga__spanWindow.base, base, memory_order_relaxed);
-  atomic_store_explicit(&ga__spanWindow.bytes, GA_SPAN_WINDOW_BYTES, memory_order_release);
+  atomic_store_explicit(&ga__spanWindow.bytes, windowBytes, memory_order_release);
 }
 
 /* The spans array of the arena at a: its slice of the window's map, made
