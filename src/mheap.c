@@ -338,7 +338,7 @@ static bool freeSpan_locked(mspan *s) {
  * byte in its gcmarkBytes. A span freed then is marked dead at once (the
  * markers and the free validators ignore it from here on), but its pages,
  * bitmaps and record are kept until marking is over, so that no marker
- * ever writes a mark bit into storage that has become another span's. */
+ * ever writes a mark into storage that has become another span's. */
 static mspan *deferredFree; /* linked through next */
 
 void ga__mheap_freeSpan(mspan *s) {
