@@ -162,8 +162,8 @@ static void print_trace(uint64_t n, int64_t start, int64_t stw, int64_t mark,
 }
 
 /* Markers: the stop-the-world phases use every core once the heap is big
- * enough to pay for waking helpers and atomic mark bits (measured:
- * binary-trees with 2 MiB live ran faster with one marker); the concurrent
+ * enough to pay for waking helpers (measured when marks were atomic
+ * bits: binary-trees with 2 MiB live ran faster with one marker); the concurrent
  * phase leaves the program three quarters of the cores (Go's 25 %). */
 static int stw_workers(void) {
   if (gc.heapMarked < (32u << 20)) return 1;
@@ -244,7 +244,7 @@ static int64_t commit(uint64_t live, bool concurrent) {
 
 /* The world is stopped, but threads that are not registered run on, and
  * their caches were not swept at the last mark termination: a span such a
- * cache held then kept that cycle's mark bits (it is "stale": sweepgen
+ * cache held then kept that cycle's marks (it is "stale": sweepgen
  * behind), and a stale mark would stop this cycle from scanning a live
  * object. Clear every stale span's marks (mheap.c) and enter GC_MARK with
  * every mcentral locked, so that a concurrent uncacheSpan either finished

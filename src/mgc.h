@@ -109,7 +109,7 @@ intptr_t ga__ww_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *ar
 void ga__ww_after_fork_child(void);
 /* mheap.c: span frees deferred while marking, done now. */
 void ga__mheap_freeDeferred(void);
-/* mheap.c: clear the mark bits of in-use spans whose sweepgen is not h. */
+/* mheap.c: clear the marks of in-use spans whose sweepgen is not h. */
 void ga__mheap_clearStaleMarks(uint32_t h);
 void ga__mcentral_lockAll(void);
 void ga__mcentral_unlockAll(void);

@@ -180,7 +180,7 @@ scanblock_t(gcw *g, uintptr_t lo, uintptr_t hi, bool conc) {
   for (uintptr_t q = lo; q + 8 <= hi; q += 8) {
     uintptr_t v = *(const uintptr_t *)q;
     /* A conservative scan reads words nobody initialised; memcheck would
-     * carry that "undefined" into the mark bits (valgrind builds only). */
+     * carry that "undefined" into the marks (valgrind builds only). */
     GA_VG_DEFINED(&v, sizeof v);
     if (v - min >= max - min) continue;
     uintptr_t end, base = greyobject_t(&g->bytes, v, &end, conc);
@@ -451,8 +451,7 @@ bool ga__gc_is_marked(uintptr_t p) {
 static _Atomic int assists_active;
 
 /* Run the parallel drain with the helpers until no grey object is left.
- * `joinable`: assists may join (concurrent phase; mark bits are then set
- * atomically). */
+ * `joinable`: assists may join (concurrent phase). */
 static void drain_parallel_j(gcw *g, int nworkers, bool joinable) {
   if (nworkers > 1) start_helpers(nworkers - 1);
   int nh = nworkers > 1 ? nhelpers : 0;

@@ -1,5 +1,5 @@
 /*
- * mgcsweep.c — sweeping (Go's mgcsweep.go twin): turning mark bits into
+ * mgcsweep.c — sweeping (Go's mgcsweep.go twin): turning marks into
  * alloc bits, span by span, after each collection.
  *
  * sweepgen (h = ga__sweepgen_h, +2 per cycle, with the world stopped): a
