@@ -288,7 +288,7 @@ extern heapArena *_Atomic ga__arenas[GA_ARENA_L2_ENTRIES];
 /* The span window: one flat spans map for the 256 GiB of address space
  * from the heap's first arena (mheap.c), so that spanOf of a heap pointer
  * is one load that depends on p, not two (ga__arenas, then the arena's
- * spans): the free fast path's latency, 13 % of malloc-pairs' time. The map
+ * spans): the free fast path's latency, 10 % of malloc-pairs' time. The map
  * is reserved readable and zero (the shared zero page, no memory), and the
  * 64 KiB slice of each arena becomes writable when the arena is published.
  * bytes is 0 until the first arena exists (release store after map and
