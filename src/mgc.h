@@ -16,6 +16,10 @@ typedef struct gthread {
   pthread_t tid;
   uintptr_t stack_hi;    /* top of the stack (exclusive) */
   _Atomic uintptr_t sp;  /* lowest live stack address while stopped */
+  /* The stop (stop_epoch) this thread last acknowledged: the collector
+   * counts a thread as stopped only for the stop under way, so a late or
+   * repeated signal can never be taken for an answer to another stop. */
+  _Atomic uint32_t ackEpoch;
   int nest;              /* ga_thread_register nesting */
   int dead;
   struct gthread *next, *prev;

@@ -15,7 +15,9 @@
  * on that stack, which the scan covers), acknowledges, and sleeps on a futex
  * until the world restarts. A thread blocked in a system call runs the
  * handler too (the call is restarted afterwards), so it cannot hold the
- * collector up.
+ * collector up. Answers carry the stop's epoch (gthread.ackEpoch), and a
+ * thread that has not answered after 10 ms is signalled again (see
+ * RESEND_NS); a signal that arrives after its stop ended returns at once.
  *
  * Safe points. A thread inside an allocator slow path (ga__mallocing > 0)
  * may hold heap locks or be half-way through moving a span's window, so the
@@ -55,7 +57,8 @@ static int nthreads_;
 
 static _Atomic uint32_t stop_epoch;    /* bumped to request a stop */
 static _Atomic uint32_t run_epoch;     /* == stop_epoch when running */
-static _Atomic uint32_t nstopped;
+static _Atomic uint32_t nacks;         /* bumped by every acknowledgement:
+                                          the collector's futex word */
 
 /* ---- registry ------------------------------------------------------------ */
 
@@ -148,8 +151,11 @@ static GA_NOINLINE void stop_here(gthread *t) {
   setjmp(regs);
   volatile uintptr_t marker = 0;
   atomic_store_explicit(&t->sp, (uintptr_t)&marker, memory_order_release);
-  atomic_fetch_add_explicit(&nstopped, 1, memory_order_acq_rel);
-  ga__sys_futex_wake((uint32_t *)&nstopped, 1);
+  /* A signal that arrives outside a stop (a repeat, see ga__stop_the_world)
+   * acknowledges the stop already over and returns at once below. */
+  atomic_store_explicit(&t->ackEpoch, epoch, memory_order_release);
+  atomic_fetch_add_explicit(&nacks, 1, memory_order_acq_rel);
+  ga__sys_futex_wake((uint32_t *)&nacks, 1);
   for (;;) {
     /* ">=", not "==": a stop that began outside a signal handler (a
      * deferred one) can be interrupted by the next cycle's signal, whose
@@ -193,21 +199,45 @@ void ga__thread_init(void) {
 
 /* Stop every registered thread but the caller. Returns with reg_lock held.
  * The caller must hold no heap lock. */
+/* A thread that has not answered within RESEND_NS gets the signal again.
+ * The kernel does not lose signals, but ThreadSanitizer's runtime defers a
+ * signal that arrives outside an intercepted blocking call and can leave it
+ * undelivered while the thread then blocks (seen in CI: the main thread in
+ * pthread_join held up test_gc_concurrent's first stop for good); a repeat
+ * that arrives during the blocking call is delivered at once. */
+#define RESEND_NS 10000000
+
+static bool all_stopped(uint32_t epoch, bool resend) {
+  bool all = true;
+  for (gthread *t = threads_; t != NULL; t = t->next) {
+    if (t == self_ || t->dead ||
+        atomic_load_explicit(&t->ackEpoch, memory_order_acquire) == epoch)
+      continue;
+    all = false;
+    if (!resend) break;
+    if (pthread_kill(t->tid, SIG_SUSPEND) != 0) t->dead = 1;
+  }
+  return all;
+}
+
 void ga__stop_the_world(void) {
   ga_mutex_lock(&reg_lock);
-  atomic_fetch_add_explicit(&stop_epoch, 1, memory_order_acq_rel);
-  atomic_store_explicit(&nstopped, 0, memory_order_release);
-  uint32_t want = 0;
-  for (gthread *t = threads_; t != NULL; t = t->next) {
-    if (t == self_) continue;
-    atomic_store_explicit(&t->sp, 0, memory_order_relaxed);
-    if (pthread_kill(t->tid, SIG_SUSPEND) == 0) want++;
-    else t->dead = 1;
-  }
+  /* sp is cleared before the epoch moves: a repeated signal handled from
+   * here on either answers the old stop (ignored) or truly stops for this
+   * one, and in both cases stores sp before its answer. */
+  for (gthread *t = threads_; t != NULL; t = t->next)
+    if (t != self_) atomic_store_explicit(&t->sp, 0, memory_order_relaxed);
+  uint32_t epoch = atomic_fetch_add_explicit(&stop_epoch, 1, memory_order_acq_rel) + 1;
+  for (gthread *t = threads_; t != NULL; t = t->next)
+    if (t != self_ && pthread_kill(t->tid, SIG_SUSPEND) != 0) t->dead = 1;
+  int64_t sent = ga__sys_nanotime();
   for (;;) {
-    uint32_t n = atomic_load_explicit(&nstopped, memory_order_acquire);
-    if (n >= want) break;
-    ga__sys_futex_wait((uint32_t *)&nstopped, n);
+    uint32_t n = atomic_load_explicit(&nacks, memory_order_acquire);
+    int64_t now = ga__sys_nanotime();
+    bool resend = now - sent >= RESEND_NS;
+    if (all_stopped(epoch, resend)) break;
+    if (resend) sent = now;
+    ga__sys_futex_wait_ns((uint32_t *)&nacks, n, RESEND_NS);
   }
 }
 
