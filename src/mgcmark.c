@@ -624,8 +624,14 @@ static void rescan_written(uintptr_t lo, uintptr_t hi, void *arg) {
         uintptr_t i = ga__objIndex(s, p - s->startAddr);
         uintptr_t last = ga__objIndex(s, b - 1 - s->startAddr);
         if (last >= s->nelems) last = (uintptr_t)s->nelems - 1;
+        uint64_t word = 0;
+        uintptr_t wi = UINTPTR_MAX; /* the 64 slots whose marks are in word */
         for (; i <= last && i < s->nelems; i++) {
-          uint64_t mw = ga__markWord(s, (unsigned)(i >> 6)) >> (i & 63);
+          if ((i >> 6) != wi) {
+            wi = i >> 6;
+            word = ga__markWord(s, (unsigned)wi);
+          }
+          uint64_t mw = word >> (i & 63);
           if (mw == 0) { /* nothing marked up to the end of this word */
             i |= 63;
             continue;
