@@ -19,7 +19,7 @@
  * ones 8-byte aligned (glibc's guarantee; GCC vectorises on it). Span bases
  * are page aligned and every class of 32 bytes or more is a multiple of 16,
  * so only Go's 24-byte class breaks it: the malloc lookup table sends 17..24
- * byte requests to the 32-byte class (ga__malloc_size_to_class8). Tiny
+ * byte requests to the 32-byte class (ga__malloc_size_to_spc8). Tiny
  * objects of 8..15 bytes are aligned to 8 inside their block (Go aligns 12
  * to 4), smaller ones follow Go's 4/2 rules.
  *

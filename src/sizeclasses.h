@@ -41,7 +41,6 @@ extern const uint16_t ga__class_to_nelems[GA_NUM_SIZE_CLASSES];
 extern const uint32_t ga__class_to_divmagic[GA_NUM_SIZE_CLASSES];
 extern const uint8_t ga__size_to_class8[GA_SMALL_SIZE_MAX / GA_SMALL_SIZE_DIV + 1];
 extern const uint8_t ga__size_to_class128[(GA_MAX_SMALL_SIZE - GA_SMALL_SIZE_MAX) / GA_LARGE_SIZE_DIV + 1];
-extern const uint8_t ga__malloc_size_to_class8[GA_SMALL_SIZE_MAX / GA_SMALL_SIZE_DIV + 1];
 extern const uint8_t ga__malloc_size_to_spc8[GA_SMALL_SIZE_MAX / GA_SMALL_SIZE_DIV + 1];
 
 /* size -> class, Go's rule (size in 1..GA_MAX_SMALL_SIZE). Classes up to
@@ -59,7 +58,7 @@ static inline unsigned ga__size_to_class(size_t size) {
  * every other index. Every other class from 16 bytes up is a multiple of 16,
  * and spans start on page boundaries, so their objects are 16-byte aligned. */
 static inline unsigned ga__malloc_size_to_class(size_t size) {
-  return size <= GA_SMALL_SIZE_MAX - 8 ? ga__malloc_size_to_class8[(size + 7) >> 3]
+  return size <= GA_SMALL_SIZE_MAX - 8 ? ga__malloc_size_to_spc8[(size + 7) >> 3] >> 1u
                                        : ga__size_to_class128[(size - GA_SMALL_SIZE_MAX + 127) >> 7];
 }
 

@@ -83,7 +83,7 @@ static void check_table(void) {
   CHECK(ga__class_to_size[GA_TINY_SIZE_CLASS] == GA_TINY_SIZE);
   CHECK(GA_NUM_SPAN_CLASSES == 2 * GA_NUM_SIZE_CLASSES);
   CHECK(GA_PAGE_SIZE == 1 << GA_PAGE_SHIFT);
-  CHECK(ga__size_to_class8[0] == 0 && ga__malloc_size_to_class8[0] == 0);
+  CHECK(ga__size_to_class8[0] == 0 && ga__malloc_size_to_spc8[0] == 0);
 }
 
 /* The smallest class whose size is >= size, by linear search. */

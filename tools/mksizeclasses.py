@@ -180,7 +180,7 @@ static inline unsigned ga__size_to_class(size_t size) {
  * every other index. Every other class from 16 bytes up is a multiple of 16,
  * and spans start on page boundaries, so their objects are 16-byte aligned. */
 static inline unsigned ga__malloc_size_to_class(size_t size) {
-  return size <= GA_SMALL_SIZE_MAX - 8 ? ga__malloc_size_to_class8[(size + 7) >> 3]
+  return size <= GA_SMALL_SIZE_MAX - 8 ? ga__malloc_size_to_spc8[(size + 7) >> 3] >> 1u
                                        : ga__size_to_class128[(size - GA_SMALL_SIZE_MAX + 127) >> 7];
 }
 
@@ -221,9 +221,8 @@ def generate(classes):
         ("uint32_t", "ga__class_to_divmagic", "GA_NUM_SIZE_CLASSES", magic),
         ("uint8_t", "ga__size_to_class8", dim8, sc8),
         ("uint8_t", "ga__size_to_class128", dim128, sc128),
-        ("uint8_t", "ga__malloc_size_to_class8", dim8, malloc8),
-        # The same as span classes (class << 1, scan): malloc's fast path
-        # indexes the mcache with it directly.
+        # malloc's classes as span classes (class << 1, scan): the fast path
+        # indexes the mcache with them directly; >> 1 gives the class.
         ("uint8_t", "ga__malloc_size_to_spc8", dim8, [v << 1 for v in malloc8]),
     ]
     for ctype, name, dim, values in decls:
