@@ -46,8 +46,7 @@ extern _Atomic uintptr_t ga__heapMin, ga__heapMax;
 
 /* A mark assist (ga__gc_assist) joins a drain only once its marker has
  * seen that assists are wanted and published work for them (see drain).
- * (This flag also used to switch the mark bits to atomic fetch-or; marks
- * are bytes now, set with plain stores however many markers run.) */
+ * Marks are bytes set with plain stores, so any number of markers may run. */
 static _Atomic bool assists_open;
 /* The world is running (concurrent mark): read span state with acquire and
  * "allocated" through the window's seqlock, since owners are moving their
