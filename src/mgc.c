@@ -22,7 +22,9 @@
  *      sweepgen += 2, sweep the spans in caches, make every other span
  *      unswept, pace the sweepers (mgcsweep.c), set the next goal; only then
  *      ga__gcphase = GC_OFF;
- *   5. start the world, unprotect the heap; sweeping continues concurrently
+ *   5. start the world, unprotect the heap (or leave it protected for the
+ *      next cycle, when the program writes little of it between cycles:
+ *      mwritewatch.c ga__ww_stop); sweeping continues concurrently
  *      (lazily, in the background, in proportion to allocation); finalizers
  *      run on their own thread (mfinal.c).
  * Correctness: an object reachable at termination is reachable from a root

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "goalloc.h"
+#include "mgc.h"
 #include "testutil.h"
 
 #define NTHREADS 3
@@ -44,6 +45,9 @@ typedef struct node {
 static node **table;  /* NTHREADS * SLOTS_PER_THREAD heads, ga_malloc'd */
 static node **big;    /* BIG_SLOTS, ga_malloc'd, large */
 static long rounds;
+static int phase;               /* one per policy of the write watch */
+static long expected[NTHREADS]; /* nodes each thread holds, across phases */
+static uint64_t nextids[NTHREADS];
 
 static uint64_t check_of(const node *n) { return n->id * 0x9e3779b97f4a7c15ull ^ 0x5bd1e995; }
 
@@ -83,10 +87,10 @@ static void garbage(rng_t *r, int n) {
 
 static void *mutator(void *arg) {
   long t = (long)arg;
-  rng_t r = {0x1234567ull + (uint64_t)t * 7919};
+  rng_t r = {0x1234567ull + (uint64_t)t * 7919 + (uint64_t)phase * 104729};
   node **mine = table + t * SLOTS_PER_THREAD;
-  long expect = 0;
-  uint64_t nextid = (uint64_t)t << 48;
+  long expect = expected[t];
+  uint64_t nextid = nextids[t] ? nextids[t] : (uint64_t)t << 48;
   for (long step = 0; step < rounds; step++) {
     unsigned a = (unsigned)rng_below(&r, SLOTS_PER_THREAD);
     unsigned b = (unsigned)rng_below(&r, SLOTS_PER_THREAD);
@@ -144,6 +148,8 @@ static void *mutator(void *arg) {
        k < (unsigned)((t + 1) * (BIG_SLOTS / NTHREADS)); k++)
     have += walk(big[k]);
   CHECKF(have == expect, "thread %ld: %ld nodes reachable, %ld expected", t, have, expect);
+  expected[t] = expect;
+  nextids[t] = nextid;
   return NULL;
 }
 
@@ -160,18 +166,34 @@ int main(int argc, char **argv) {
     return 1;
   }
   (void)argc;
-  rounds = (long)(400000 * test_scale());
-  if (rounds < 2000) rounds = 2000;
+  rounds = (long)(400000 / 3 * test_scale()); /* per phase */
+  if (rounds < 700) rounds = 700;
   ga_set_gc_percent(20); /* many cycles, each overlapping the moves */
   table = ga_calloc(NTHREADS * SLOTS_PER_THREAD, sizeof(node *));
   big = ga_calloc(BIG_SLOTS, sizeof(node *));
   CHECK(table != NULL && big != NULL);
   ga_stats before = {.version = GA_STATS_VERSION};
   ga_read_stats(&before);
-  pthread_t th[NTHREADS];
-  for (long t = 0; t < NTHREADS; t++)
-    CHECK(pthread_create(&th[t], NULL, mutator, (void *)t) == 0);
-  for (int t = 0; t < NTHREADS; t++) CHECK(pthread_join(th[t], NULL) == 0);
+  /* The write watch either lifts its protection after a cycle or keeps it
+   * for the next (mwritewatch.c): both, then the adaptive choice. */
+  static const struct { int policy; const char *name; } policies[] = {
+      {2, "keep"}, {1, "lift"}, {0, "adaptive"}};
+  for (phase = 0; phase < 3; phase++) {
+    ga__ww_testPolicy(policies[phase].policy);
+    ga_stats ps = {.version = GA_STATS_VERSION};
+    ga_read_stats(&ps);
+    pthread_t th[NTHREADS];
+    for (long t = 0; t < NTHREADS; t++)
+      CHECK(pthread_create(&th[t], NULL, mutator, (void *)t) == 0);
+    for (int t = 0; t < NTHREADS; t++) CHECK(pthread_join(th[t], NULL) == 0);
+    ga_stats pe = {.version = GA_STATS_VERSION};
+    ga_read_stats(&pe);
+    /* A policy that was never applied tested nothing. */
+    if (policies[phase].policy != 0 && pe.num_concurrent_gc > ps.num_concurrent_gc)
+      CHECKF(ga__ww_keeping() == (policies[phase].policy == 2),
+             "%s: the watch did not %s its protection", policies[phase].name,
+             policies[phase].name);
+  }
   ga_collect();
   long total = 0;
   for (unsigned i = 0; i < NTHREADS * SLOTS_PER_THREAD; i++) total += walk(table[i]);
