@@ -110,6 +110,7 @@ bool ga__ww_reset(void);  /* protect the heap: record stores from now on */
 void ga__ww_stop(void);   /* the cycle's end: lift the protection or keep it */
 void ga__ww_testPolicy(int policy); /* tests: 0 adaptive, 1 always lift, 2 always keep */
 bool ga__ww_keeping(void);          /* the last cycle kept its protection */
+extern _Atomic bool ga__ww_kept;   /* the same, for mcentral (relaxed) */
 intptr_t ga__ww_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg,
                      bool rearm);
 void ga__ww_after_fork_child(void);

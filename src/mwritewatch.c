@@ -274,6 +274,7 @@ void ga__ww_stop(void) {
   ga_mutex_lock(&ww.lock);
   int saved = errno;
   ww.kept = ww.keep;
+  atomic_store_explicit(&ga__ww_kept, ww.kept, memory_order_relaxed);
   for (int i = 0; !ww.keep && i < ww.nranges; i++) {
     struct uffdio_writeprotect wp = {
         .range = {ww.ranges[i].lo, ww.ranges[i].hi - ww.ranges[i].lo}, .mode = 0};
@@ -355,6 +356,8 @@ intptr_t ga__ww_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *ar
   }
   return c.pages;
 }
+
+_Atomic bool ga__ww_kept;
 
 bool ga__ww_keeping(void) {
   ga_mutex_lock(&ww.lock);
