@@ -144,8 +144,10 @@ static int64_t heap_goal(uint64_t marked) {
 
 static double ms(int64_t ns) { return (double)ns / 1e6; }
 
+/* Go's format: heap when the cycle started -> when the mark ended -> what
+ * the mark found live. */
 static void print_trace(uint64_t n, int64_t start, int64_t stw, int64_t mark,
-                        int64_t term, uint64_t before, uint64_t atmark, uint64_t marked,
+                        int64_t term, uint64_t before, uint64_t atend, uint64_t marked,
                         int64_t goal, int workers, bool forced) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
@@ -158,7 +160,7 @@ static void print_trace(uint64_t n, int64_t start, int64_t stw, int64_t mark,
           "%llu->%llu->%llu MB, %lld MB goal, %d threads, %d P%s\n",
           (unsigned long long)n, (double)(start - gc.startNs) / 1e9, frac * 100,
           ms(stw), ms(mark), ms(term), ms(mark) * workers, ms(term),
-          (unsigned long long)(before >> 20), (unsigned long long)(atmark >> 20),
+          (unsigned long long)(before >> 20), (unsigned long long)(atend >> 20),
           (unsigned long long)(marked >> 20), (long long)(goal >> 20),
           ga__thread_count(), workers, forced ? " (forced)" : "");
 }
@@ -340,7 +342,7 @@ static void gc_cycle_locked(bool forced) {
   ga__bgsweep_start();
   ga__final_wake();
   if (ga__option_trace(GA_TRACE_GC))
-    print_trace(n, t0, t2 - t1, t3 - t2, t4 - t3, before, atmark, live, goal,
+    print_trace(n, t0, t2 - t1, t3 - t2, t4 - t3, before, now, live, goal,
                 concurrent ? cworkers : workers, forced);
 }
 
