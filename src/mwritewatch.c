@@ -81,6 +81,11 @@ static struct {
   bool keep;          /* this cycle will */
   unsigned probeIn;   /* lifting cycles left before keeping is tried again */
   int testPolicy;     /* 0 adaptive, 1 always lift, 2 always keep */
+  /* The runs the last reset protected, for the rearming scan (off-heap:
+   * a root scan of our data must not see heap addresses here). */
+  struct run { uintptr_t lo, hi; } *snap;
+  int nsnap;
+  bool snapValid;     /* every run of the last reset is in snap */
 } ww = {.uffd = -1, .pagemap = -1, .probeIn = 1}; /* the first cycle keeps */
 
 
@@ -199,8 +204,21 @@ static void for_each_merged_run(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg
   if (m.hi > m.lo) fn(m.lo, m.hi, arg);
 }
 
+/* Remember a run the reset protects (collector only, ww.lock held). */
+#define SNAP_MAX 8192
+static void snap_add(uintptr_t lo, uintptr_t hi) {
+  if (ww.nsnap < SNAP_MAX) {
+    ww.snap[ww.nsnap].lo = lo;
+    ww.snap[ww.nsnap].hi = hi;
+    ww.nsnap++;
+  } else {
+    ww.snapValid = false;
+  }
+}
+
 static void protect_run(uintptr_t lo, uintptr_t hi, void *arg) {
   bool *ok = arg;
+  snap_add(lo, hi);
   if (!*ok) return;
   struct uffdio_writeprotect wp = {.range = {lo, hi - lo}, .mode = UFFDIO_WRITEPROTECT_MODE_WP};
   if (ioctl(ww.uffd, UFFDIO_WRITEPROTECT, &wp) != 0) *ok = false;
@@ -225,6 +243,10 @@ bool ga__ww_reset(void) {
   ga_mutex_lock(&ww.lock);
   int saved = errno;
   bool ok = true;
+  if (ww.snap == NULL) ww.snap = ga__sys_alloc(SNAP_MAX * sizeof *ww.snap);
+  ww.nsnap = 0;
+  ww.snapValid = ww.snap != NULL;
+  if (ww.snap == NULL) ww.nsnap = SNAP_MAX; /* snap_add records nothing */
   if (ww.kept) {
     rearm_ctx r = {false, 0, 0};
     for_each_merged_run(rearm_run, &r);
@@ -290,9 +312,16 @@ void ga__ww_stop(void) {
  * and, if `rearm`, protect them again (a page protected again faults again
  * on its next store: the collector rearms only when it needs to know about
  * later stores alone, and never protects free or pointer-free pages, which
- * the program fills without faults). Returns the number of 4 KiB pages
- * reported, or -1 if the kernel refused (the caller must then treat every
- * page as written: tracking is off). One scan at a time (the collector). */
+ * the program fills without faults). A rearming scan covers only the runs
+ * the last reset protected: the spans made since hold what the program
+ * allocates during the mark, mostly young objects it is still filling, and
+ * protected again each of their pages would fault (gcbench, with marks
+ * that overlap most of its allocation: 418k faults instead of 97k, 1.15 s
+ * instead of 0.76). Never protected, they count as written, so the final
+ * scan reports them and the few marked objects on them are rescanned
+ * then. Returns the number of 4 KiB pages reported, or -1 if the kernel
+ * refused (the caller must then treat every page as written: tracking is
+ * off). One scan at a time (the collector). */
 typedef struct {
   void (*fn)(uintptr_t lo, uintptr_t hi, void *arg);
   void *arg;
@@ -336,6 +365,7 @@ static void nothing(uintptr_t lo, uintptr_t hi, void *arg) {
 static void rearm_run(uintptr_t lo, uintptr_t hi, void *arg) {
   rearm_ctx *r = arg;
   if (r->failed) return;
+  snap_add(lo, hi);
   scan_ctx c = {nothing, NULL, true, false, 0};
   scan_run(lo, hi, &c);
   r->failed = c.failed;
@@ -348,7 +378,11 @@ intptr_t ga__ww_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *ar
   if (!ga__ww_enabled()) return -1;
   int saved = errno;
   scan_ctx c = {fn, arg, rearm, false, 0};
-  for_each_merged_run(scan_run, &c);
+  if (rearm && ww.snapValid) {
+    for (int i = 0; i < ww.nsnap && !c.failed; i++) scan_run(ww.snap[i].lo, ww.snap[i].hi, &c);
+  } else {
+    for_each_merged_run(scan_run, &c);
+  }
   errno = saved;
   if (c.failed) {
     ww_off();
