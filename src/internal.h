@@ -189,7 +189,7 @@ typedef struct mspan {
    * next word with room by ctz instead of loading every allocBits word (in
    * churn, where each window has a free slot or two, the word scan was the
    * most of nextWindow's cost). Owner thread only; a span of at most 4096
-   * slots (8 KiB spans hold at most 1024). */
+   * slots (spans hold at most GA_MAX_OBJS_PER_SPAN, 2048). */
   uint64_t roomWords;
   _Atomic uint64_t *freeBits;
   struct mspan *prev;  /* list link, with next */

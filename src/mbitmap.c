@@ -27,9 +27,11 @@
  */
 #include "mgc.h"
 
-/* Pools of bitmap blocks, by words per map (1, 2, 4, 8, 16). */
-#define NBITS_POOLS 5
+/* Pools of bitmap blocks, by words per map (1, 2, 4, 8, 16, 32). */
+#define NBITS_POOLS 6
 static fixalloc bits_pool[NBITS_POOLS];
+_Static_assert(64u << (NBITS_POOLS - 1) >= GA_MAX_OBJS_PER_SPAN,
+               "a bitmap pool for the biggest span");
 
 void ga__mheap_lock(void);
 void ga__mheap_unlock(void);

@@ -32,7 +32,7 @@
 #define GA_SMALL_SIZE_DIV 8
 #define GA_SMALL_SIZE_MAX 1024
 #define GA_LARGE_SIZE_DIV 128
-#define GA_MAX_OBJS_PER_SPAN 1024
+#define GA_MAX_OBJS_PER_SPAN 2048
 #define GA_MAX_CLASS_NPAGES 10
 
 extern const uint16_t ga__class_to_size[GA_NUM_SIZE_CLASSES];

@@ -13,7 +13,7 @@
 #include "internal.h"
 #include "testutil.h"
 
-#define MAXN 1024
+#define MAXN 2048
 
 static _Atomic uint64_t bits[2][MAXN / 64];
 static _Atomic uint8_t marks[MAXN];
@@ -44,7 +44,7 @@ static long model_window_free(const int *model, unsigned n, unsigned w) {
 
 int main(void) {
   static const unsigned sizes[] = {1, 2, 8, 63, 64, 65, 85, 127, 128, 129,
-                                   170, 256, 341, 512, 1000, 1024};
+                                   170, 256, 341, 512, 1000, 1024, 1365, 2048};
   rng_t r = {0x9e3779b97f4a7c15ull};
   long fast_hits = 0, window_moves = 0, fulls = 0, collected = 0;
   for (unsigned si = 0; si < sizeof sizes / sizeof *sizes; si++) {
