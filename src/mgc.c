@@ -15,8 +15,9 @@
  *      grey the roots;
  *   3. start the world; mark concurrently on the collector's thread
  *      (ncpu/4 markers, at least one, as Go's 25 % rule): drain, rescan the
- *      marked objects on the pages written meanwhile (re-protecting them),
- *      drain again (mgcmark.c ga__gc_mark_concurrent);
+ *      marked objects on the pages written meanwhile (re-protecting those
+ *      the reset protected), drain again, and once more if much was
+ *      written (mgcmark.c ga__gc_mark_concurrent);
  *   4. stop the world (mark termination): rescan the pages written since
  *      that scan and the roots, drain with every core, settle finalizers;
  *      sweepgen += 2, sweep the spans in caches, make every other span

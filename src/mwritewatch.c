@@ -9,7 +9,8 @@
  * ga__ww_reset write-protects the pages of the heap's pointer-holding
  * spans (those still protected since the last cycle are left as they
  * are: see ga__ww_stop, which keeps the protection between cycles when
- * the program writes little of the heap); the first store to a protected 4 KiB page is resolved by the
+ * the program writes little of the heap); the first store to a protected
+ * 4 KiB page is resolved by the
  * kernel itself (no signal, no thread of ours involved: a minor fault, plus
  * an interrupt of every other CPU running the program for the TLB) and
  * leaves the page "written". Any page not protected counts as written: a
