@@ -23,8 +23,9 @@
  *     it is never released and never faulted back in.
  *  2. The collector's goal (Go's gcPercentGoal). When the collector reports a
  *     cycle (ga__scavenger_set_goal), the retained heap (in-use + free, not
- *     released) should not exceed the in-use heap at that cycle scaled by how
- *     the heap goal moved, plus 10 %: Go's retainExtraPercent. Extra memory
+ *     released) should not exceed the in-use heap at that cycle (the largest
+ *     of the last four: goalloc's hysteresis) scaled by how the heap goal
+ *     moved, plus 10 %: Go's retainExtraPercent. Extra memory
  *     goes back in the background, and on each heap growth the allocating
  *     thread releases min(growth, excess) at once (Go's eager scavenging).
  *  3. The memory limit (GOALLOC_MEMLIMIT, ga_set_memory_limit; Go's
@@ -528,9 +529,21 @@ static uint64_t meet_goals(bool eager, uintptr_t growth_pages) {
   return released;
 }
 
+#define INUSE_CYCLES 4
+
 void ga__scavenger_set_goal(uint64_t heap_inuse, uint64_t heap_goal,
                             uint64_t last_heap_goal) {
   uint64_t goal = 0;
+  /* The largest in-use heap of the last INUSE_CYCLES cycles, not the last
+   * one's (Go's): a heap whose peak varies from cycle to cycle would
+   * otherwise see the pages a bigger cycle needs released after a smaller
+   * one and faulted back in (gc-churn released 133 MiB over a run this way,
+   * for no lower peak RSS). The ring is the collector's (gc.lock). */
+  static uint64_t recent[INUSE_CYCLES];
+  static unsigned next;
+  recent[next++ % INUSE_CYCLES] = heap_inuse;
+  for (unsigned i = 0; i < INUSE_CYCLES; i++)
+    if (recent[i] > heap_inuse) heap_inuse = recent[i];
   if (heap_goal != 0 && last_heap_goal != 0 && heap_goal != UINT64_MAX) {
     /* Go's gcPaceScavenger: lastHeapInUse * heapGoal / lastHeapGoal, plus
      * retainExtraPercent (10 %), rounded up to a page. */
