@@ -5,7 +5,7 @@
  *
  * Each span has two bitmaps of ceil(nelems/64) words and a byte map of as
  * many 64-byte groups, carved together from one off-heap block (pools of 1,
- * 2, 4, 8, 16 words per map, under the heap lock):
+ * 2, 4, 8, 16, 32 words per map, under the heap lock):
  *   allocBits   bit i set <=> slot i is allocated. Exact, except that while a
  *               span is cached its current window's truth is ~allocCache
  *               (the fast paths only touch allocCache); syncWindow writes it

@@ -114,7 +114,7 @@ mspan *ga__mcentral_cacheSpan(unsigned ci, mcache *c) {
    * one by one. Its partial spans wait for the end of the mark. Not when
    * the write watch kept the last cycle's protection: free pages may be
    * protected too then, and a heap that takes fresh spans while its
-   * partial ones wait grows (gc-churn: peak RSS 97 MiB instead of 85). */
+   * partial ones wait grows (gc-churn: peak RSS 95 MiB instead of 84-87). */
   if (GA_UNLIKELY(atomic_load_explicit(&ga__gcphase, memory_order_relaxed) != GC_OFF) &&
       !atomic_load_explicit(&ga__ww_kept, memory_order_relaxed) &&
       !(mc->spanclass & 1) && /* pointer-free spans are never protected */

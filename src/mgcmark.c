@@ -648,8 +648,9 @@ static void rescan_written(uintptr_t lo, uintptr_t hi, void *arg) {
 }
 
 /* The concurrent phase: drain from the roots greyed at the start; rescan
- * the marked objects on the pages written meanwhile, re-protecting them, so
- * that the final pause only rescans what is written after this; drain
+ * the marked objects on the pages written meanwhile, re-protecting those
+ * the reset protected (mwritewatch.c), so that the final pause only
+ * rescans what is written after this; drain
  * what that found (twice, when the first round found much). If the write
  * watch fails here, the final pause sees it fail too and rescans
  * everything (rescan_all).

@@ -208,7 +208,7 @@ static void for_each_merged_run(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg
 /* Remember a run the reset protects (collector only, ww.lock held). */
 #define SNAP_MAX 8192
 static void snap_add(uintptr_t lo, uintptr_t hi) {
-  if (ww.nsnap < SNAP_MAX) {
+  if (ww.snap != NULL && ww.nsnap < SNAP_MAX) {
     ww.snap[ww.nsnap].lo = lo;
     ww.snap[ww.nsnap].hi = hi;
     ww.nsnap++;
@@ -247,7 +247,6 @@ bool ga__ww_reset(void) {
   if (ww.snap == NULL) ww.snap = ga__sys_alloc(SNAP_MAX * sizeof *ww.snap);
   ww.nsnap = 0;
   ww.snapValid = ww.snap != NULL;
-  if (ww.snap == NULL) ww.nsnap = SNAP_MAX; /* snap_add records nothing */
   if (ww.kept) {
     rearm_ctx r = {false, 0, 0};
     for_each_merged_run(rearm_run, &r);
