@@ -269,9 +269,21 @@ static void begin_mark_phase(void) {
   ga__mcentral_unlockAll();
 }
 
+/* Set on the thread running a cycle: its own allocations (the finalizer
+ * queue's, the cycle's bookkeeping) leave slow paths too, and must not
+ * assist or wait for the cycle they are part of (ga__gc_from_trigger). */
+static __thread bool in_cycle;
+static void gc_cycle_body(bool forced);
+
 /* One cycle, gc.lock held, run by the collector's thread (or, without the
  * write watch, possibly by the thread that triggered it). */
 static void gc_cycle_locked(bool forced) {
+  in_cycle = true;
+  gc_cycle_body(forced);
+  in_cycle = false;
+}
+
+static void gc_cycle_body(bool forced) {
   int64_t t0 = ga__sys_nanotime();
   ga__finish_sweep();
   ga__gc_refresh_data_roots();
@@ -427,6 +439,7 @@ static bool gc_cycle_here(bool forced) {
 }
 
 void ga__gc_from_trigger(void) {
+  if (in_cycle) return; /* the collector itself: it never waits for itself */
   int one = 1;
   if (!atomic_compare_exchange_strong(&ga__gcWanted, &one, 0)) return;
   if (!ga__collector_wanted()) return;
