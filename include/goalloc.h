@@ -37,8 +37,15 @@ extern "C" {
 
 /*
  * ga_malloc: allocate `size` bytes that may hold pointers.
- * Alignment: 16 bytes for every request of 16 bytes or more, 8 bytes for
- * smaller ones (glibc's guarantee, which compilers rely on when they vectorise).
+ * Alignment (Go's): 16 bytes for every request of 16 bytes or more except
+ * 17..24, 8 bytes for those and for smaller ones. 8 is all that any C type
+ * of 17..24 bytes needs (a type's size is a multiple of its alignment), and
+ * the 24-byte class keeps such objects (two pointers and two ints, a list
+ * cell with a key) a quarter smaller than a 32-byte slot would. When a
+ * request of that size must be 16-aligned (a flexible array after a
+ * 16-aligned member), use ga_aligned_alloc(16, size). The malloc drop-in
+ * (libgoalloc-override) keeps glibc's rule instead: 16 for every request of
+ * 16 bytes or more.
  * ga_malloc(0) returns a unique pointer that can be freed (as glibc does).
  * Returns NULL with errno = ENOMEM if the size is impossible or memory is out.
  * The contents are not initialised.
@@ -51,7 +58,7 @@ GA_API GA_MALLOC_ATTR void *ga_malloc(size_t size);
  * them. Requests under 16 bytes are packed into shared 16-byte blocks (Go's
  * tiny allocator): such objects are 8-byte aligned if they are 8 bytes or
  * more, otherwise aligned to the largest power of two (2 or 4) that divides
- * their size; 16 bytes or more are 16-byte aligned.
+ * their size; 16 bytes or more are aligned as ga_malloc's.
  *
  * Tiny objects cannot be freed one by one: ga_free of a tiny object (one
  * from ga_malloc_atomic with size < 16) checks that it points into a live

@@ -144,7 +144,7 @@ const uint8_t ga__size_to_class128[(GA_MAX_SMALL_SIZE - GA_SMALL_SIZE_MAX) / GA_
   67, 67,
 };
 
-const uint8_t ga__malloc_size_to_spc8[GA_SMALL_SIZE_MAX / GA_SMALL_SIZE_DIV + 1] = {
+uint8_t ga__malloc_size_to_spc8[GA_SMALL_SIZE_MAX / GA_SMALL_SIZE_DIV + 1] = {
   0, 2, 4, 8, 8, 10, 10, 12, 12, 14, 14, 16, 16, 18, 18, 20, 20, 22, 22, 24, 24,
   26, 26, 28, 28, 30, 30, 32, 32, 34, 34, 36, 36, 38, 38, 38, 38, 40, 40, 40,
   40, 42, 42, 42, 42, 44, 44, 44, 44, 46, 46, 46, 46, 48, 48, 48, 48, 50, 50,

@@ -41,7 +41,7 @@ extern const uint16_t ga__class_to_nelems[GA_NUM_SIZE_CLASSES];
 extern const uint32_t ga__class_to_divmagic[GA_NUM_SIZE_CLASSES];
 extern const uint8_t ga__size_to_class8[GA_SMALL_SIZE_MAX / GA_SMALL_SIZE_DIV + 1];
 extern const uint8_t ga__size_to_class128[(GA_MAX_SMALL_SIZE - GA_SMALL_SIZE_MAX) / GA_LARGE_SIZE_DIV + 1];
-extern const uint8_t ga__malloc_size_to_spc8[GA_SMALL_SIZE_MAX / GA_SMALL_SIZE_DIV + 1];
+extern uint8_t ga__malloc_size_to_spc8[GA_SMALL_SIZE_MAX / GA_SMALL_SIZE_DIV + 1];
 
 /* size -> class, Go's rule (size in 1..GA_MAX_SMALL_SIZE). Classes up to
  * 1024 bytes are multiples of 8 and larger ones multiples of 128, so two
@@ -51,12 +51,17 @@ static inline unsigned ga__size_to_class(size_t size) {
                                        : ga__size_to_class128[(size - GA_SMALL_SIZE_MAX + 127) >> 7];
 }
 
-/* size -> class for malloc and friends (size in 1..GA_MAX_SMALL_SIZE):
- * Go's rule, except that 17..24 bytes go to the 32-byte class. malloc must
- * align every object of >= 16 bytes to 16 (glibc's guarantee; GCC's x86-64
- * vectoriser relies on it), and 24-byte slots are only 8-byte aligned at
- * every other index. Every other class from 16 bytes up is a multiple of 16,
- * and spans start on page boundaries, so their objects are 16-byte aligned. */
+/* size -> class for malloc and friends (size in 1..GA_MAX_SMALL_SIZE).
+ * The table starts out glibc's: Go's rule, except that 17..24 bytes go to
+ * the 32-byte class, because the malloc drop-in must align every object of
+ * >= 16 bytes to 16 (glibc's guarantee; GCC's x86-64 vectoriser relies on
+ * it) and 24-byte slots are only 8-byte aligned at every other index. Every
+ * other class from 16 bytes up is a multiple of 16, and spans start on page
+ * boundaries, so their objects are 16-byte aligned. libgoalloc's own API
+ * switches entry 3 back to Go's 24-byte class when it is loaded (malloc.c
+ * ga__use_go_classes): the drop-in's first allocations come before any
+ * constructor runs, so the safe rule must be the one in place from the
+ * start. */
 static inline unsigned ga__malloc_size_to_class(size_t size) {
   return size <= GA_SMALL_SIZE_MAX - 8 ? ga__malloc_size_to_spc8[(size + 7) >> 3] >> 1u
                                        : ga__size_to_class128[(size - GA_SMALL_SIZE_MAX + 127) >> 7];

@@ -94,6 +94,16 @@ static void check_malloc_free(void) {
     free(p);
   }
   CHECK(malloc_usable_size(NULL) == 0);
+  /* 17..24 bytes, several live at once: a slot of Go's 24-byte class (which
+   * libgoalloc's own API uses) would be 8-aligned at every other index. */
+  for (size_t n = 17; n <= 24; n++) {
+    void *q[8];
+    for (int k = 0; k < 8; k++) {
+      q[k] = malloc(n);
+      CHECKF(q[k] != NULL && (uintptr_t)q[k] % 16 == 0, "malloc(%zu) = %p", n, q[k]);
+    }
+    for (int k = 0; k < 8; k++) free(q[k]);
+  }
 
   /* Impossible sizes: NULL and ENOMEM. */
   errno = 0;
