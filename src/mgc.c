@@ -430,6 +430,7 @@ static bool gc_cycle_here(bool forced) {
     ga_thread_register();
     temp_registered = true;
   }
+  ga__clear_stack(); /* the cycle's frames lie below, on the scanned stack */
   ga_mutex_lock(&gc.lock);
   bool run = forced ? !atomic_load(&gc.disabled) : wanted();
   if (run) gc_cycle_locked(forced);
@@ -458,6 +459,7 @@ void ga__gc_from_trigger(void) {
        * (helping whenever there is work): the marker cannot keep up. */
       int64_t hard = goal + (goal - (int64_t)gc.heapMarked) * HARD_PAST_GOAL / 100;
       uint32_t since = atomic_load(&gc.doneEpoch);
+      ga__clear_stack(); /* it may be stopped (and scanned) while it waits */
       while (atomic_load(&gc.running) && atomic_load(&gc.doneEpoch) == since) {
         bool over = atomic_load(&ga__heapLive) >= hard;
         if (!ga__gc_assist(over) && !over) break;
@@ -483,6 +485,7 @@ void ga_collect(void) {
     ga_thread_register();
     temp_registered = true;
   }
+  ga__clear_stack(); /* it is stopped (and scanned) while it waits */
   uint32_t mine = atomic_fetch_add(&gc.forcedReq, 1) + 1;
   atomic_fetch_add_explicit(&gc.reqEpoch, 1, memory_order_release);
   ga__sys_futex_wake((uint32_t *)&gc.reqEpoch, 1);

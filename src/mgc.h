@@ -15,6 +15,7 @@
 typedef struct gthread {
   pthread_t tid;
   uintptr_t stack_hi;    /* top of the stack (exclusive) */
+  uintptr_t stack_lo;    /* its lowest usable address (0: unknown) */
   _Atomic uintptr_t sp;  /* lowest live stack address while stopped */
   /* The stop (stop_epoch) this thread last acknowledged: the collector
    * counts a thread as stopped only for the stop under way, so a late or
@@ -51,6 +52,10 @@ GA_INLINE void ga__slow_leave(void) {
   }
 }
 
+/* Zero some of the stack below the caller's frame, before a path that
+ * leaves frames of goalloc's there while the thread is scanned (see
+ * thread.c). */
+void ga__clear_stack(void);
 void ga__thread_init(void);
 bool ga__thread_is_registered(void);
 void ga__stop_the_world(void);   /* returns with the registry locked */
