@@ -12,11 +12,17 @@
 
 /* ---- threads and safe points (thread.c) -------------------------------- */
 
+#define GA_SIGREGS_MAX 64 /* x86-64: 23 general registers, XMM0-15 */
+
 typedef struct gthread {
   pthread_t tid;
   uintptr_t stack_hi;    /* top of the stack (exclusive) */
   uintptr_t stack_lo;    /* its lowest usable address (0: unknown) */
   _Atomic uintptr_t sp;  /* lowest live stack address while stopped */
+  /* Stopped by the signal in the program's own code: its registers, copied
+   * from the kernel's signal frame (thread.c stop_at_signal); else 0. */
+  int nsigregs;
+  uintptr_t sigregs[GA_SIGREGS_MAX];
   /* The stop (stop_epoch) this thread last acknowledged: the collector
    * counts a thread as stopped only for the stop under way, so a late or
    * repeated signal can never be taken for an answer to another stop. */

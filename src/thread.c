@@ -11,9 +11,9 @@
  *
  * Stopping the world (Boehm's and Go's method, in C): the collector sends
  * SIGPWR to every registered thread but itself. The handler records where
- * the thread's stack ends (its registers are in the ucontext the kernel put
- * on that stack, which the scan covers), acknowledges, and sleeps on a futex
- * until the world restarts. A thread blocked in a system call runs the
+ * the thread's stack ends and its registers (copied from the ucontext the
+ * kernel put on that stack; see stop_at_signal), acknowledges, and sleeps
+ * on a futex until the world restarts. A thread blocked in a system call runs the
  * handler too (the call is restarted afterwards), so it cannot hold the
  * collector up. Answers carry the stop's epoch (gthread.ackEpoch), and a
  * thread that has not answered after 10 ms is signalled again (see
@@ -194,11 +194,8 @@ void GA_NOINLINE ga__clear_stack(void) {
  * the world restarts. Everything from the spill up (the interrupted frames
  * and, in a signal handler, the ucontext with every register) gets
  * scanned. */
-static GA_NOINLINE void stop_here(gthread *t) {
-  uint32_t epoch = atomic_load_explicit(&stop_epoch, memory_order_acquire);
-  spill_t f;
-  SPILL_REGS(f);
-  atomic_store_explicit(&t->sp, (uintptr_t)&f.lo, memory_order_release);
+static void stop_wait(gthread *t, uint32_t epoch, uintptr_t lo) {
+  atomic_store_explicit(&t->sp, lo, memory_order_release);
   /* A signal that arrives outside a stop (a repeat, see ga__stop_the_world)
    * acknowledges the stop already over and returns at once below. */
   atomic_store_explicit(&t->ackEpoch, epoch, memory_order_release);
@@ -212,20 +209,57 @@ static GA_NOINLINE void stop_here(gthread *t) {
     if ((int32_t)(r - epoch) >= 0) break;
     ga__sys_futex_wait((uint32_t *)&run_epoch, r);
   }
+}
+
+static GA_NOINLINE void stop_here(gthread *t) {
+  uint32_t epoch = atomic_load_explicit(&stop_epoch, memory_order_acquire);
+  spill_t f;
+  SPILL_REGS(f);
+  t->nsigregs = 0;
+  stop_wait(t, epoch, (uintptr_t)&f.lo);
   __asm__ volatile("" : : "r"(&f) : "memory"); /* the spill lives until here */
 }
+
+/* Stopped by the signal while it ran the program's own code: the scan takes
+ * the registers from the ucontext and the stack from the interrupted stack
+ * pointer (less the 128-byte red zone, where a leaf function may keep
+ * live words), not from this frame: the kernel's signal frame and the
+ * handler's lie in between, and the words they leave unwritten (unused
+ * FPU-state components, reserved fields, padding) still hold whatever the
+ * program left there earlier (test_gc_stale's spinning thread). XMM0-15
+ * are scanned; the upper halves of wider vector registers are not. */
+#if defined(__x86_64__)
+_Static_assert(NGREG + 32 <= GA_SIGREGS_MAX, "sigregs too small");
+static void stop_at_signal(gthread *t, const ucontext_t *uc) {
+  uint32_t epoch = atomic_load_explicit(&stop_epoch, memory_order_acquire);
+  const greg_t *g = uc->uc_mcontext.gregs;
+  int n = 0;
+  for (int i = 0; i < NGREG; i++) t->sigregs[n++] = (uintptr_t)g[i];
+  if (uc->uc_mcontext.fpregs != NULL) {
+    uint64_t x[32];
+    memcpy(x, uc->uc_mcontext.fpregs->_xmm, sizeof x);
+    for (int i = 0; i < 32; i++) t->sigregs[n++] = (uintptr_t)x[i];
+  }
+  t->nsigregs = n;
+  stop_wait(t, epoch, (uintptr_t)g[REG_RSP] - 128);
+}
+#else
+static void stop_at_signal(gthread *t, const ucontext_t *uc) {
+  (void)uc;
+  stop_here(t); /* the signal frame is scanned whole */
+}
+#endif
 
 static void suspend_handler(int sig, siginfo_t *si, void *uc) {
   (void)sig;
   (void)si;
-  (void)uc;
   int saved = errno;
   gthread *t = self_;
   if (t != NULL) {
     if (ga__mallocing > 0)
       ga__stopPending = 1; /* stop at the end of the slow path */
     else
-      stop_here(t);
+      stop_at_signal(t, uc);
   }
   errno = saved;
 }
@@ -306,6 +340,8 @@ void ga__for_each_stack(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
     uintptr_t lo = t == self_ ? (uintptr_t)&f.lo
                               : atomic_load_explicit(&t->sp, memory_order_acquire);
     if (lo == 0 || t->dead || lo >= t->stack_hi) continue;
+    if (t != self_ && t->nsigregs > 0)
+      fn((uintptr_t)t->sigregs, (uintptr_t)(t->sigregs + t->nsigregs), arg);
     fn(lo, t->stack_hi, arg);
   }
   __asm__ volatile("" : : "r"(&f) : "memory");

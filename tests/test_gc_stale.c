@@ -14,11 +14,16 @@
  * survives (so the check can fail). It runs twice: with the collector's
  * own thread (the waiting main thread is stopped on the smeared stack) and,
  * re-executed with GOALLOC_GC_CONCURRENT=0, with the cycle run in place on
- * this thread (which scans its own stack from a spill of its own).
+ * this thread (which scans its own stack from a spill of its own). Then a
+ * second thread leaves a dead object's address under where the kernel will
+ * put its signal frame, and spins in its own code while main collects.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -51,6 +56,38 @@ static __attribute__((noinline)) void plant(void) {
 
 static int alive(void) { return ga_owns((void *)(hidden ^ MASK)); }
 
+/* A thread stopped by the signal while it runs its own code: the kernel
+ * writes its signal frame below the interrupted stack pointer, over stale
+ * words, and leaves parts of it unwritten. The spinner smears its stack,
+ * clears the 1 KiB right below its frame (its red zone, which is scanned
+ * as it may hold live words), and spins without calls until told to stop. */
+static _Atomic int spin_state; /* 0 start, 1 planted and spinning, 2 stop */
+static uintptr_t spin_hidden;
+
+static __attribute__((noinline)) void clear_near(void) {
+  uintptr_t a[128];
+  memset(a, 0, sizeof a);
+  __asm__ volatile("" : : "r"(a) : "memory");
+}
+
+static __attribute__((noinline)) void spin_planted(void) {
+  unsigned char *x = ga_malloc(64);
+  CHECK(x != NULL);
+  spin_hidden = (uintptr_t)x ^ MASK;
+  smear((uintptr_t)x);
+  x = NULL;
+  clear_near();
+  atomic_store(&spin_state, 1);
+  while (atomic_load_explicit(&spin_state, memory_order_relaxed) != 2) {
+  }
+}
+
+static void *spinner(void *arg) {
+  (void)arg;
+  spin_planted();
+  return NULL;
+}
+
 static __attribute__((noinline)) void control(void) {
   unsigned char *volatile held = ga_malloc(64);
   CHECK(held != NULL);
@@ -69,6 +106,16 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 2; i++) ga_collect();
     CHECKF(!alive(), "round %d: a dead object left only in stale stack was kept", round);
   }
+  /* The spinner: stopped by the signal in its own loop at every cycle. */
+  pthread_t th;
+  CHECK(pthread_create(&th, NULL, spinner, NULL) == 0);
+  while (atomic_load(&spin_state) != 1) sched_yield();
+  for (int i = 0; i < 3; i++) ga_collect();
+  CHECKF(!ga_owns((void *)(spin_hidden ^ MASK)),
+         "a dead object left only in stale stack under a signal frame was kept");
+  atomic_store(&spin_state, 2);
+  CHECK(pthread_join(th, NULL) == 0);
+
   printf("ok (GOALLOC_GC_CONCURRENT=%s)\n", mode ? mode : "default");
   fflush(stdout);
   if (mode == NULL) { /* again, with every cycle run on this thread */
