@@ -106,7 +106,15 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 2; i++) ga_collect();
     CHECKF(!alive(), "round %d: a dead object left only in stale stack was kept", round);
   }
-  /* The spinner: stopped by the signal in its own loop at every cycle. */
+  /* The spinner: stopped by the signal in its own loop at every cycle.
+   * Not under valgrind, which delivers signals with frames of its own
+   * making (the registers it puts in the ucontext are its guest's). */
+  const char *pre = getenv("LD_PRELOAD");
+  if (pre != NULL && strstr(pre, "vgpreload") != NULL) {
+    printf("ok (GOALLOC_GC_CONCURRENT=%s; signal frame case skipped under valgrind)\n",
+           mode ? mode : "default");
+    return 0;
+  }
   pthread_t th;
   CHECK(pthread_create(&th, NULL, spinner, NULL) == 0);
   while (atomic_load(&spin_state) != 1) sched_yield();
