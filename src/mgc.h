@@ -12,7 +12,9 @@
 
 /* ---- threads and safe points (thread.c) -------------------------------- */
 
-#define GA_SIGREGS_MAX 64 /* x86-64: 23 general registers, XMM0-15 */
+/* x86-64: 23 general registers; XMM0-15 (32 words), the upper halves of
+ * YMM0-15 (32), of ZMM0-15 (64) and ZMM16-31 (128). */
+#define GA_SIGREGS_MAX 288
 
 typedef struct gthread {
   pthread_t tid;

@@ -224,26 +224,65 @@ static GA_NOINLINE void stop_here(gthread *t) {
  * the registers from the ucontext and the stack from the interrupted stack
  * pointer (less the 128-byte red zone, where a leaf function may keep
  * live words), not from this frame: the kernel's signal frame and the
- * handler's lie in between, and the words they leave unwritten (unused
- * FPU-state components, reserved fields, padding) still hold whatever the
- * program left there earlier (test_gc_stale's spinning thread). XMM0-15
- * are scanned; the upper halves of wider vector registers are not. */
+ * handler's lie in between, and the words they leave unwritten (the state
+ * components the CPU did not save, reserved fields, padding) still hold
+ * whatever the program left there earlier (test_gc_stale's spinning
+ * thread). Vector registers can hold pointers too (glibc's memmove keeps
+ * the head and tail of an overlapping move in registers while its loop
+ * overwrites them in memory): XMM0-15, and from the XSAVE area the upper
+ * halves of YMM0-15 and ZMM0-15 and all of ZMM16-31, each only if its
+ * component was saved (XSTATE_BV), at the offsets CPUID gives for the
+ * standard format the kernel writes. */
 #if defined(__x86_64__)
-_Static_assert(NGREG + 32 <= GA_SIGREGS_MAX, "sigregs too small");
+#include <cpuid.h>
+
+enum { XS_SW_BYTES = 464, XS_HEADER = 512 }; /* offsets in the XSAVE area */
+static const int xs_vector[] = {2, 6, 7};    /* YMM_Hi128, ZMM_Hi256, Hi16_ZMM */
+static struct { uint32_t off, size; } xs_comp[8];
+
+static void xsave_layout_init(void) {
+  if (__get_cpuid_max(0, NULL) < 0xD) return;
+  for (size_t k = 0; k < sizeof xs_vector / sizeof *xs_vector; k++) {
+    unsigned a, b, c, d, i = (unsigned)xs_vector[k];
+    __cpuid_count(0xD, i, a, b, c, d);
+    xs_comp[i].size = a;
+    xs_comp[i].off = b;
+  }
+}
+
+static int copy_words(uintptr_t *to, int n, const unsigned char *from, uint32_t bytes) {
+  for (uint32_t o = 0; o + 8 <= bytes && n < GA_SIGREGS_MAX; o += 8, n++)
+    memcpy(&to[n], from + o, 8);
+  return n;
+}
+
 static void stop_at_signal(gthread *t, const ucontext_t *uc) {
   uint32_t epoch = atomic_load_explicit(&stop_epoch, memory_order_acquire);
   const greg_t *g = uc->uc_mcontext.gregs;
   int n = 0;
   for (int i = 0; i < NGREG; i++) t->sigregs[n++] = (uintptr_t)g[i];
-  if (uc->uc_mcontext.fpregs != NULL) {
-    uint64_t x[32];
-    memcpy(x, uc->uc_mcontext.fpregs->_xmm, sizeof x);
-    for (int i = 0; i < 32; i++) t->sigregs[n++] = (uintptr_t)x[i];
+  const unsigned char *fp = (const unsigned char *)uc->uc_mcontext.fpregs;
+  if (fp != NULL) {
+    uint32_t magic1 = 0, xsize = 0;
+    uint64_t saved = 2; /* a legacy frame: the XMM registers are there */
+    memcpy(&magic1, fp + XS_SW_BYTES, 4);
+    if (magic1 == FP_XSTATE_MAGIC1) {
+      memcpy(&xsize, fp + XS_SW_BYTES + 16, 4); /* _fpx_sw_bytes.xstate_size */
+      memcpy(&saved, fp + XS_HEADER, 8);        /* XSTATE_BV */
+    }
+    if (saved & 2) n = copy_words(t->sigregs, n, fp + 160, 256); /* XMM0-15 */
+    for (size_t k = 0; magic1 == FP_XSTATE_MAGIC1 && k < sizeof xs_vector / sizeof *xs_vector; k++) {
+      int i = xs_vector[k];
+      if (((saved >> i) & 1) && xs_comp[i].size != 0 &&
+          xs_comp[i].off + xs_comp[i].size <= xsize)
+        n = copy_words(t->sigregs, n, fp + xs_comp[i].off, xs_comp[i].size);
+    }
   }
   t->nsigregs = n;
   stop_wait(t, epoch, (uintptr_t)g[REG_RSP] - 128);
 }
 #else
+static void xsave_layout_init(void) {}
 static void stop_at_signal(gthread *t, const ucontext_t *uc) {
   (void)uc;
   stop_here(t); /* the signal frame is scanned whole */
@@ -270,6 +309,7 @@ void ga__stop_self_pending(void) {
 }
 
 void ga__thread_init(void) {
+  xsave_layout_init();
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_sigaction = suspend_handler;
