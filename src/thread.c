@@ -13,9 +13,9 @@
  * SIGPWR to every registered thread but itself. The handler records where
  * the thread's stack ends and its registers (copied from the ucontext the
  * kernel put on that stack; see stop_at_signal), acknowledges, and sleeps
- * on a futex until the world restarts. A thread blocked in a system call runs the
- * handler too (the call is restarted afterwards), so it cannot hold the
- * collector up. Answers carry the stop's epoch (gthread.ackEpoch), and a
+ * on a futex until the world restarts. A thread blocked in a system call
+ * runs the handler too (the call is restarted afterwards), so it cannot
+ * hold the collector up. Answers carry the stop's epoch (gthread.ackEpoch), and a
  * thread that has not answered after 10 ms is signalled again (see
  * RESEND_NS); a signal that arrives after its stop ended returns at once.
  *
@@ -170,15 +170,14 @@ typedef struct {
 
 /* Boehm GC's GC_clear_stack, for the paths where a thread waits for or runs
  * a collection (ga_collect, a cycle run in place, a wait past the goal):
- * the frames goalloc puts below the caller's there (a cycle's own, or the
- * kernel's signal frame and the stop handler's when the thread is stopped
- * while it waits) are scanned, and the words they leave unwritten (spill
- * slots, padding, the unused parts of the saved FPU state, the red zone)
+ * the frames goalloc then has below the caller's are scanned (a cycle's
+ * own; the waiting frames and their red zone where the stop signal finds
+ * the thread), and the words they leave unwritten (spill slots, padding)
  * would otherwise still hold what an earlier, deeper call of the program
- * left there. Zeroing them first keeps dead objects from being taken for
- * live: test_gc_stale. 8 KiB covers the kernel's signal frame with
- * AVX-512 state (about 3.5 KiB) and the handler; skipped when the stack
- * has not that much room to spare (or its bounds are unknown). */
+ * left there. Zeroing the space first keeps dead objects from being taken
+ * for live (test_gc_stale fails without it). 8 KiB is more than those
+ * frames take; skipped when the stack has not that much room to spare (or
+ * its bounds are unknown). */
 #define CLEAR_STACK_BYTES 8192
 void GA_NOINLINE ga__clear_stack(void) {
   char buf[CLEAR_STACK_BYTES];
@@ -190,10 +189,8 @@ void GA_NOINLINE ga__clear_stack(void) {
   __asm__ volatile("" : : "r"(buf) : "memory");
 }
 
-/* Record where this thread's live stack begins, acknowledge, and sleep until
- * the world restarts. Everything from the spill up (the interrupted frames
- * and, in a signal handler, the ucontext with every register) gets
- * scanned. */
+/* Record where this thread's scanned stack begins (lo), acknowledge, and
+ * sleep until the world restarts. */
 static void stop_wait(gthread *t, uint32_t epoch, uintptr_t lo) {
   atomic_store_explicit(&t->sp, lo, memory_order_release);
   /* A signal that arrives outside a stop (a repeat, see ga__stop_the_world)
@@ -211,6 +208,8 @@ static void stop_wait(gthread *t, uint32_t epoch, uintptr_t lo) {
   }
 }
 
+/* A stop at a safe point of goalloc's own (the end of a slow path), or
+ * anywhere off x86-64: everything from the spill up is scanned. */
 static GA_NOINLINE void stop_here(gthread *t) {
   uint32_t epoch = atomic_load_explicit(&stop_epoch, memory_order_acquire);
   spill_t f;
