@@ -22,8 +22,8 @@
  * request of that size must have it). Span bases are page aligned and every
  * other class from 16 bytes up is a multiple of 16. The class matters to a
  * collected heap: a node of two pointers and two ints takes 24 bytes
- * instead of 32 (gcbench's trees: 0.84x the time, peak RSS 87 MiB instead
- * of 145). The malloc drop-in keeps glibc's guarantee instead, 16 for every
+ * instead of 32 (gcbench's trees: 0.89x the time, peak RSS 100 MiB instead
+ * of 138). The malloc drop-in keeps glibc's guarantee instead, 16 for every
  * request of 16 bytes or more (GCC vectorises on it): the lookup table
  * starts out sending 17..24 bytes to the 32-byte class, and libgoalloc
  * switches that entry when it is loaded (ga__use_go_classes). Tiny objects
