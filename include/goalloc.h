@@ -1,6 +1,6 @@
 /*
  * goalloc.h — the public interface of goalloc, the Go runtime's memory
- * allocator (and, later, its garbage collector) rebuilt as a C library.
+ * allocator and garbage collector rebuilt as a C library.
  *
  * Every function here is thread-safe and may be called from any thread; no
  * initialisation call is needed. Usable from C and C++.
