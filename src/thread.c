@@ -182,7 +182,9 @@ typedef struct {
 void GA_NOINLINE ga__clear_stack(void) {
   char buf[CLEAR_STACK_BYTES];
   gthread *t = self_;
-  if (t == NULL || t->stack_lo == 0 ||
+  /* Only on the thread's own stack, with room to spare (a program that
+   * runs on stacks of its own, coroutines, may be on a small one). */
+  if (t == NULL || t->stack_lo == 0 || (uintptr_t)&buf[0] >= t->stack_hi ||
       (uintptr_t)&buf[0] < t->stack_lo + 4 * CLEAR_STACK_BYTES)
     return;
   memset(buf, 0, sizeof buf);
