@@ -15,8 +15,8 @@
  * kernel put on that stack; see stop_at_signal), acknowledges, and sleeps
  * on a futex until the world restarts. A thread blocked in a system call
  * runs the handler too (the call is restarted afterwards), so it cannot
- * hold the collector up. Answers carry the stop's epoch (gthread.ackEpoch), and a
- * thread that has not answered after 10 ms is signalled again (see
+ * hold the collector up. Answers carry the stop's epoch (gthread.ackEpoch),
+ * and a thread that has not answered after 10 ms is signalled again (see
  * RESEND_NS); a signal that arrives after its stop ended returns at once.
  *
  * Safe points. A thread inside an allocator slow path (ga__mallocing > 0)
@@ -249,10 +249,15 @@ static void xsave_layout_init(void) {
     xs_comp[i].size = a;
     xs_comp[i].off = b;
   }
+  /* The architecture fixes these sizes (256, 512, 1024 bytes); a copy that
+   * did not fit would drop roots, so never start with one that cannot. */
+  uint32_t words = NGREG + 32;
+  for (int i = 0; i < 8; i++) words += xs_comp[i].size / 8;
+  if (words > GA_SIGREGS_MAX) ga__throw("XSAVE vector state larger than gthread.sigregs");
 }
 
 static int copy_words(uintptr_t *to, int n, const unsigned char *from, uint32_t bytes) {
-  for (uint32_t o = 0; o + 8 <= bytes && n < GA_SIGREGS_MAX; o += 8, n++)
+  for (uint32_t o = 0; o + 8 <= bytes; o += 8, n++)
     memcpy(&to[n], from + o, 8);
   return n;
 }
@@ -272,7 +277,8 @@ static void stop_at_signal(gthread *t, const ucontext_t *uc) {
       memcpy(&saved, fp + XS_HEADER, 8);        /* XSTATE_BV */
     }
     if (saved & 2) n = copy_words(t->sigregs, n, fp + 160, 256); /* XMM0-15 */
-    for (size_t k = 0; magic1 == FP_XSTATE_MAGIC1 && k < sizeof xs_vector / sizeof *xs_vector; k++) {
+    size_t nvec = magic1 == FP_XSTATE_MAGIC1 ? sizeof xs_vector / sizeof *xs_vector : 0;
+    for (size_t k = 0; k < nvec; k++) {
       int i = xs_vector[k];
       if (((saved >> i) & 1) && xs_comp[i].size != 0 &&
           xs_comp[i].off + xs_comp[i].size <= xsize)
