@@ -197,7 +197,7 @@ GA_API size_t ga_release_memory(void);
 #include <stdint.h>
 #include <stdio.h>
 
-#define GA_STATS_VERSION 3
+#define GA_STATS_VERSION 4
 #define GA_STATS_NUM_CLASSES 68
 
 typedef struct ga_class_stats {
@@ -242,9 +242,12 @@ typedef struct ga_stats {
                                  running (two short pauses each) */
   uint64_t pause_max_ns;      /* longest pause of any collection (a cycle's
                                  pause is the sum of its stops) */
+  /* ---- version 4 ---- */
+  uint64_t num_minor_gc;      /* minor collections: objects that survived an
+                                 earlier cycle were not traced again */
 } ga_stats;
 
-/* ga_read_stats: fill *st (st->version must be GA_STATS_VERSION, or 1 or 2
+/* ga_read_stats: fill *st (st->version must be GA_STATS_VERSION, or 1, 2 or 3
  * for the fields of that version). Returns 0, or -1 if the version is not
  * supported. */
 GA_API int ga_read_stats(ga_stats *st);

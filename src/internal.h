@@ -547,6 +547,12 @@ GA_INLINE bool ga__isMarked(const mspan *s, uintptr_t idx) {
 GA_INLINE void ga__markClear(mspan *s) {
   memset((void *)s->gcmarkBytes, 0, ((s->nelems + 63u) & ~63u));
 }
+/* Clear the marks of the slots of word w whose bits are set in `bits`. */
+GA_INLINE void ga__markClearBits(mspan *s, unsigned w, uint64_t bits) {
+  for (; bits != 0; bits &= bits - 1)
+    atomic_store_explicit(&s->gcmarkBytes[w * 64u + (unsigned)__builtin_ctzll(bits)], 0,
+                          memory_order_relaxed);
+}
 /* Same, from any thread: reads the window under its seqlock. */
 bool ga__span_isAllocatedAny(mspan *s, uintptr_t idx);
 /* Bracket every change of a span's window or cache owner. */
@@ -628,6 +634,7 @@ typedef struct ga_gc_cycle_stats {
   uint64_t next_gc;  /* heap goal of the next cycle, bytes */
   bool forced;       /* started by ga_collect */
   bool concurrent;   /* marked with the world running */
+  bool minor;        /* old objects kept their marks (mgc.c) */
 } ga_gc_cycle_stats;
 void ga__stats_gc_cycle(const ga_gc_cycle_stats *c);
 

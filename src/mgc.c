@@ -89,6 +89,8 @@ static struct {
   uint64_t markAlloc;       /* bytes allocated during the last concurrent mark */
   double stwMarkRate;       /* bytes per ns, best stop-the-world mark so far */
   uint64_t lastHeapAtMark;  /* heapLive when the last cycle's mark began */
+  uint64_t majorMarked;     /* live bytes found by the last major cycle */
+  unsigned minors;          /* minor cycles since it */
   /* The collector's thread: requests and completions. */
   _Atomic uint32_t reqEpoch;  /* bumped with each request (worker waits) */
   _Atomic uint32_t doneEpoch; /* bumped after each cycle (requesters wait) */
@@ -150,7 +152,7 @@ static double ms(int64_t ns) { return (double)ns / 1e6; }
  * the mark found live. */
 static void print_trace(uint64_t n, int64_t start, int64_t stw, int64_t mark,
                         int64_t term, uint64_t before, uint64_t atend, uint64_t marked,
-                        int64_t goal, int workers, bool forced) {
+                        int64_t goal, int workers, bool forced, bool minor) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   double cpu = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
@@ -159,12 +161,13 @@ static void print_trace(uint64_t n, int64_t start, int64_t stw, int64_t mark,
   if (frac > 1) frac = 1;
   fprintf(stderr,
           "gc %llu @%.3fs %.0f%%: %.3f+%.3f+%.3f ms clock, %.3f+%.3f ms cpu, "
-          "%llu->%llu->%llu MB, %lld MB goal, %d threads, %d P%s\n",
+          "%llu->%llu->%llu MB, %lld MB goal, %d threads, %d P%s%s\n",
           (unsigned long long)n, (double)(start - gc.startNs) / 1e9, frac * 100,
           ms(stw), ms(mark), ms(term), ms(mark) * workers, ms(term),
           (unsigned long long)(before >> 20), (unsigned long long)(atend >> 20),
           (unsigned long long)(marked >> 20), (long long)(goal >> 20),
-          ga__thread_count(), workers, forced ? " (forced)" : "");
+          ga__thread_count(), workers, forced ? " (forced)" : "",
+          minor ? " (minor)" : "");
 }
 
 /* Markers: the stop-the-world phases use every core once the heap is big
@@ -258,13 +261,16 @@ static int64_t commit(uint64_t live, bool concurrent) {
  * and leaves them (they are this cycle's from here on). The phase ends
  * only after the sweep has started (gc_cycle_locked). */
 bool ga__gc_staleMarks;
+bool ga__gc_sticky;
 
 static void begin_mark_phase(void) {
   ga__mcentral_lockAll();
   atomic_store(&ga__gcphase, GC_MARK);
   /* A walk of every span record (a cache miss each: 2 ms of this pause on
-   * a 150 MB heap), so only when a cache escaped the last sweep. */
-  if (ga__gc_staleMarks)
+   * a 150 MB heap), so only when a cache escaped the last sweep. Sticky
+   * marks are never stale: a major cycle cleared them all before this,
+   * and a minor one keeps them. */
+  if (ga__gc_staleMarks && !ga__gc_sticky)
     ga__mheap_clearStaleMarks(atomic_load(&ga__sweepgen_h));
   ga__mcentral_unlockAll();
 }
@@ -283,11 +289,31 @@ static void gc_cycle_locked(bool forced) {
   in_cycle = false;
 }
 
+/* Minor or major? A minor cycle needs the write watch, and marks
+ * concurrently (it is mostly the first rescan of the pages written since
+ * the last cycle). It stops being worth it when what the old objects hold
+ * has grown by MINOR_GROWTH since the last major cycle: they are counted
+ * live, dead or not, so the heap goal grows with them. */
+#define MINOR_GROWTH 4 /* a quarter */
+#define MAX_MINORS 16
+static bool want_minor(bool forced, bool concurrent) {
+  return ga__gc_sticky && !forced && concurrent && gc.majorMarked > 0 &&
+         gc.minors < MAX_MINORS &&
+         gc.heapMarked < gc.majorMarked + gc.majorMarked / MINOR_GROWTH;
+}
+
 static void gc_cycle_body(bool forced) {
   int64_t t0 = ga__sys_nanotime();
   ga__finish_sweep();
   ga__gc_refresh_data_roots();
-  bool concurrent = want_concurrent(expected_live()) && ga__ww_reset();
+  bool concurrent = want_concurrent(expected_live());
+  bool minor = want_minor(forced, concurrent);
+  if (minor) {
+    ga__ww_begin_minor();
+  } else {
+    if (ga__gc_sticky) ga__mheap_clearAllMarks();
+    concurrent = concurrent && ga__ww_reset();
+  }
   uint64_t before = (uint64_t)atomic_load(&ga__heapLive);
   int workers = stw_workers();
   int cworkers = concurrent_workers();
@@ -319,7 +345,15 @@ static void gc_cycle_body(bool forced) {
     if (marked > (1u << 20) && rate > gc.stwMarkRate) gc.stwMarkRate = rate;
   }
   uint64_t now = (uint64_t)atomic_load(&ga__heapLive);
-  uint64_t live = marked;
+  /* A minor cycle marked only what is young: the old objects are live as
+   * far as it knows (what they hold was counted by an earlier cycle). */
+  uint64_t live = minor ? gc.heapMarked + marked : marked;
+  if (minor) {
+    gc.minors++;
+  } else {
+    gc.majorMarked = live;
+    gc.minors = 0;
+  }
   gc.lastHeapAtMark = atmark;
   if (concurrent) gc.markAlloc = now > atmark ? now - atmark : 0;
   int64_t goal = commit(live, want_concurrent(live));
@@ -350,14 +384,14 @@ static void gc_cycle_body(bool forced) {
   gc.lastGoal = (uint64_t)goal;
   ga__stats_gc_cycle(&(ga_gc_cycle_stats){
       .pause_ns = pause, .cpu_ns = cpu, .next_gc = (uint64_t)goal, .forced = forced,
-      .concurrent = concurrent});
+      .concurrent = concurrent, .minor = minor});
   ga__scavenger_set_goal((uint64_t)hc.pagesInUse * GA_PAGE_SIZE,
                          ga__option_gogc() < 0 ? 0 : (uint64_t)goal, lastGoal);
   ga__bgsweep_start();
   ga__final_wake();
   if (ga__option_trace(GA_TRACE_GC))
     print_trace(n, t0, t2 - t1, t3 - t2, t4 - t3, before, now, live, goal,
-                concurrent ? cworkers : workers, forced);
+                concurrent ? cworkers : workers, forced, minor);
 }
 
 /* How far past the goal, in percent of the runway, a thread may allocate

@@ -127,6 +127,10 @@ extern _Atomic bool ga__ww_kept;   /* the same, for mcentral (relaxed) */
 intptr_t ga__ww_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg,
                      bool rearm);
 void ga__ww_after_fork_child(void);
+/* A minor cycle begins: no reset (see mwritewatch.c). */
+void ga__ww_begin_minor(void);
+/* Runs of pages the last stop left protected (sticky marks; gctrace). */
+int ga__ww_oldRuns(void);
 /* mheap.c: span frees deferred while marking, done now. */
 void ga__mheap_freeDeferred(void);
 /* mheap.c: clear the marks of in-use spans whose sweepgen is not h. */
@@ -141,6 +145,15 @@ void ga__mheap_scanRuns(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void 
 /* At mark termination (world stopped): sweep every cached span now, turn
  * every other listed span into "unswept", and set the pacing ratio. */
 void ga__gc_sweep_start(uint64_t heapLive, uint64_t trigger);
+/* Sticky marks (mgc.c, minor cycles): sweeping keeps the marks of the
+ * objects it finds alive, and a major cycle clears every mark first. Set
+ * once at heap init (GOALLOC_GC_GENERATIONAL and the write watch). */
+extern bool ga__gc_sticky;
+/* mheap.c: clear the marks of every in-use span (a major cycle, sticky). */
+void ga__mheap_clearAllMarks(void);
+/* mheap.c: runs of pages of in-use scan spans whose every slot is marked
+ * (fn(lo, hi, arg), address order; heap lock taken). */
+void ga__mheap_oldRuns(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg);
 /* The last sweep left out some thread's cache (it is not registered), so
  * some span may still hold that cycle's marks (gc.lock held). */
 extern bool ga__gc_staleMarks;

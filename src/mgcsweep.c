@@ -22,7 +22,8 @@
  *   4. whatever is left is finished before the next cycle marks.
  *
  * Sweeping a span: fold in frees pending in freeBits, allocBits &=
- * the marks, clear the marks, count what died. A span left empty goes back
+ * the marks, clear the marks (with sticky marks, mgc.c: only those of
+ * slots no longer allocated), count what died. A span left empty goes back
  * to the heap (unless the caller wants to allocate from it).
  *
  * Cached spans at mark termination (world stopped; their owners are stopped
@@ -85,8 +86,11 @@ bool ga__sweep_span_locked(mspan *s, bool preserve) {
     freed += (unsigned)ga__popcount64(a & ~m);
     vg_dead(s, w, a & ~m);
     ga__storeBits(&s->allocBits[w], a & m);
+    /* Sticky: a mark stays only on an object that is still allocated
+     * (one freed explicitly since it was marked loses it). */
+    if (ga__gc_sticky) ga__markClearBits(s, w, m & ~a);
   }
-  ga__markClear(s);
+  if (!ga__gc_sticky) ga__markClear(s);
   atomic_store_explicit(&s->sweepgen, h, memory_order_release);
   atomic_fetch_add_explicit(&sw.pagesSwept, s->npages, memory_order_relaxed);
   if (freed) {
@@ -115,8 +119,9 @@ static void sweep_cached(mspan *s, void *arg) {
       atomic_fetch_or_explicit(&s->freeBits[w], dead, memory_order_relaxed);
       atomic_store_explicit(&s->remotePending, 1, memory_order_relaxed);
     }
+    if (ga__gc_sticky) ga__markClearBits(s, w, m & ~(truth & ~fb));
   }
-  ga__markClear(s);
+  if (!ga__gc_sticky) ga__markClear(s);
   atomic_store_explicit(&s->sweepgen, atomic_load(&ga__sweepgen_h), memory_order_relaxed);
 }
 

@@ -379,8 +379,8 @@ uintptr_t ga__mheap_freePagesHint(void) {
 }
 
 /* Call fn on every in-use span, in address order, by walking the spans
- * map from each span's first page (heap lock held: clearStaleMarks, its
- * only caller). Exempt from TSan: the span records it reads are also read
+ * map from each span's first page (heap lock held: clearStaleMarks,
+ * clearAllMarks, oldRuns). Exempt from TSan: the span records it reads are also read
  * by markers and validators that take no lock. */
 __attribute__((no_sanitize("thread")))
 static void walk_spans(void (*fn)(mspan *s, void *arg), void *arg) {
@@ -416,6 +416,52 @@ void ga__mheap_clearStaleMarks(uint32_t h) {
   ga_mutex_lock(&mheap_.lock);
   walk_spans(clear_if_stale, &h);
   ga_mutex_unlock(&mheap_.lock);
+}
+
+static void clear_marks(mspan *s, void *arg) {
+  (void)arg;
+  ga__markClear(s);
+}
+
+/* A major cycle with sticky marks, before it marks (world running, sweep
+ * finished: nothing else writes marks now). */
+void ga__mheap_clearAllMarks(void) {
+  ga_mutex_lock(&mheap_.lock);
+  walk_spans(clear_marks, NULL);
+  ga_mutex_unlock(&mheap_.lock);
+}
+
+typedef struct {
+  void (*fn)(uintptr_t lo, uintptr_t hi, void *arg);
+  void *arg;
+  uintptr_t lo, hi;
+} old_ctx;
+
+/* A scan span all of whose slots are marked: nothing will be allocated in
+ * it until one is freed. */
+static void note_old(mspan *s, void *arg) {
+  old_ctx *c = arg;
+  if (s->spanclass & 1) return;
+  unsigned nw = (s->nelems + 63u) / 64u;
+  unsigned n = 0;
+  for (unsigned w = 0; w < nw; w++) n += (unsigned)ga__popcount64(ga__markWord(s, w));
+  if (n < s->nelems || s->nelems == 0) return;
+  uintptr_t lo = s->startAddr, hi = lo + s->npages * GA_PAGE_SIZE;
+  if (lo == c->hi) {
+    c->hi = hi;
+    return;
+  }
+  if (c->hi > c->lo) c->fn(c->lo, c->hi, c->arg);
+  c->lo = lo;
+  c->hi = hi;
+}
+
+void ga__mheap_oldRuns(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg) {
+  old_ctx c = {fn, arg, 0, 0};
+  ga_mutex_lock(&mheap_.lock);
+  walk_spans(note_old, &c);
+  ga_mutex_unlock(&mheap_.lock);
+  if (c.hi > c.lo) fn(c.lo, c.hi, arg);
 }
 
 /* Call fn on each maximal run of pages [lo, hi) held by in-use spans that

@@ -60,7 +60,7 @@ static struct {
 /* The collector's numbers, pushed once per cycle. */
 static struct {
   ga_mutex lock;
-  uint64_t numgc, numForced, numConcurrent, pauseMax, pauseTotal, cpuNs, nextGC, lastGC;
+  uint64_t numgc, numForced, numConcurrent, numMinor, pauseMax, pauseTotal, cpuNs, nextGC, lastGC;
   uint64_t pauseNs[256], pauseEnd[256];
 } gcs;
 
@@ -105,6 +105,7 @@ void ga__stats_gc_cycle(const ga_gc_cycle_stats *c) {
   gcs.numgc++;
   gcs.numForced += c->forced;
   gcs.numConcurrent += c->concurrent;
+  gcs.numMinor += c->minor;
   if (c->pause_ns > gcs.pauseMax) gcs.pauseMax = c->pause_ns;
   gcs.pauseTotal += c->pause_ns;
   gcs.cpuNs += c->cpu_ns;
@@ -199,6 +200,7 @@ static void fill(ga_stats *out) {
   out->num_gc = gcs.numgc;
   out->num_forced_gc = gcs.numForced;
   out->num_concurrent_gc = gcs.numConcurrent;
+  out->num_minor_gc = gcs.numMinor;
   out->pause_max_ns = gcs.pauseMax;
   out->pause_total_ns = gcs.pauseTotal;
   memcpy(out->pause_ns, gcs.pauseNs, sizeof out->pause_ns);
@@ -229,11 +231,12 @@ int ga_read_stats(ga_stats *out) {
     fill(out);
     return 0;
   }
-  if (out->version == 1 || out->version == 2) { /* that version's fields */
+  if (out->version >= 1 && out->version <= 3) { /* that version's fields */
     ga_stats full;
     fill(&full);
-    size_t end = out->version == 1 ? offsetof(ga_stats, pause_end)
-                                   : offsetof(ga_stats, num_concurrent_gc);
+    size_t end = out->version == 1   ? offsetof(ga_stats, pause_end)
+                 : out->version == 2 ? offsetof(ga_stats, num_concurrent_gc)
+                                     : offsetof(ga_stats, num_minor_gc);
     memcpy((char *)out + sizeof out->version, (char *)&full + sizeof full.version,
            end - sizeof full.version);
     return 0;

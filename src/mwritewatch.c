@@ -87,6 +87,7 @@ static struct {
   struct run { uintptr_t lo, hi; } *snap;
   int nsnap;
   bool snapValid;     /* every run of the last reset is in snap */
+  int nold;           /* runs the last sticky stop left protected (trace) */
 } ww = {.uffd = -1, .pagemap = -1, .probeIn = 1}; /* the first cycle keeps */
 
 
@@ -133,6 +134,7 @@ void ga__ww_init(void) {
   ww.uffd = fd;
   ww.pagemap = pm;
   atomic_store_explicit(&ww.enabled, 1, memory_order_release);
+  ga__gc_sticky = ga__option_get(GA_OPT_GC_GENERATIONAL) != 0;
 out:
   errno = saved;
 }
@@ -291,10 +293,55 @@ bool ga__ww_reset(void) {
  * sixth of its own (perf). Walking the page tables of free pages too costs
  * little, and it lifts the protection of spans freed since the reset,
  * which would otherwise fault once more when reused. */
+static void lift(uintptr_t lo, uintptr_t hi) {
+  if (hi <= lo) return;
+  struct uffdio_writeprotect wp = {.range = {lo, hi - lo}, .mode = 0};
+  if (ioctl(ww.uffd, UFFDIO_WRITEPROTECT, &wp) != 0) ww_off();
+}
+
+static void note_old_run(uintptr_t lo, uintptr_t hi, void *arg) {
+  (void)arg;
+  snap_add(lo, hi);
+}
+
+/* Sticky marks (minor cycles, mgc.c): the pages of spans whose every slot
+ * is marked stay protected, so that the next minor cycle rescans only
+ * those the program writes; everything else is lifted (it will be
+ * allocated into, and counts as written then). The snap buffer holds the
+ * runs meanwhile: the next cycle's first rearming scan rebuilds it.
+ * (ga__ww_testPolicy's "keep" and "lift" still apply: a minor cycle is
+ * correct whatever is protected, only slower.) */
+static void stop_sticky(void) {
+  ww.nsnap = 0;
+  ww.snapValid = ww.snap != NULL;
+  if (ww.snap != NULL) ga__mheap_oldRuns(note_old_run, NULL);
+  bool all = !ww.snapValid; /* too many runs: lift everything */
+  ww.nold = all ? 0 : ww.nsnap;
+  for (int i = 0; i < ww.nranges && ga__ww_enabled(); i++) {
+    uintptr_t lo = ww.ranges[i].lo, hi = ww.ranges[i].hi, at = lo;
+    for (int k = 0; !all && k < ww.nsnap; k++) {
+      if (ww.snap[k].hi <= lo || ww.snap[k].lo >= hi) continue;
+      lift(at, ww.snap[k].lo > at ? ww.snap[k].lo : at);
+      at = ww.snap[k].hi;
+    }
+    lift(at, hi);
+  }
+  ww.nsnap = 0;
+  ww.snapValid = false;
+}
+
 void ga__ww_stop(void) {
   if (!ga__ww_enabled()) return;
   ga_mutex_lock(&ww.lock);
   int saved = errno;
+  if (ga__gc_sticky && ww.testPolicy == 0) {
+    ww.kept = false;
+    atomic_store_explicit(&ga__ww_kept, false, memory_order_relaxed);
+    stop_sticky();
+    errno = saved;
+    ga_mutex_unlock(&ww.lock);
+    return;
+  }
   ww.kept = ww.keep;
   atomic_store_explicit(&ga__ww_kept, ww.kept, memory_order_relaxed);
   for (int i = 0; !ww.keep && i < ww.nranges; i++) {
@@ -358,6 +405,23 @@ static void scan_run(uintptr_t lo, uintptr_t hi, void *arg) {
   }
 }
 
+static void snap_and_scan(uintptr_t lo, uintptr_t hi, void *arg) {
+  snap_add(lo, hi);
+  scan_run(lo, hi, arg);
+}
+
+/* A minor cycle starts with no reset: the pages written since the last
+ * cycle are its remembered set, reported (and protected again) by the
+ * first rearming scan of its mark, which therefore covers every scan run
+ * (ga__ww_scan). */
+void ga__ww_begin_minor(void) {
+  ga_mutex_lock(&ww.lock);
+  ww.snapValid = false;
+  ga_mutex_unlock(&ww.lock);
+}
+
+int ga__ww_oldRuns(void) { return ww.nold; }
+
 static void nothing(uintptr_t lo, uintptr_t hi, void *arg) {
   (void)lo, (void)hi, (void)arg;
 }
@@ -380,6 +444,15 @@ intptr_t ga__ww_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *ar
   scan_ctx c = {fn, arg, rearm, false, 0};
   if (rearm && ww.snapValid) {
     for (int i = 0; i < ww.nsnap && !c.failed; i++) scan_run(ww.snap[i].lo, ww.snap[i].hi, &c);
+  } else if (rearm) {
+    /* A minor cycle's first scan, with no reset before it: every scan run,
+     * remembered for the rounds after it (see ga__ww_begin_minor). */
+    ga_mutex_lock(&ww.lock);
+    if (ww.snap == NULL) ww.snap = ga__sys_alloc(SNAP_MAX * sizeof *ww.snap);
+    ww.nsnap = 0;
+    ww.snapValid = ww.snap != NULL;
+    for_each_merged_run(snap_and_scan, &c);
+    ga_mutex_unlock(&ww.lock);
   } else {
     for_each_merged_run(scan_run, &c);
   }

@@ -178,6 +178,11 @@ static const option_desc table[GA_OPT_COUNT] = {
      * misbehaves). */
     [GA_OPT_GC_CONCURRENT] = {"GOALLOC_GC_CONCURRENT", 1, 0, 2, parse_int,
                               "0 (never), 1 (when pauses would be long) or 2 (always)", NULL},
+    /* Minor cycles (mgc.c): objects that survived a cycle keep their marks
+     * and are not traced again until a major cycle; needs the write watch.
+     * 0 makes every cycle a full one (for comparison). */
+    [GA_OPT_GC_GENERATIONAL] = {"GOALLOC_GC_GENERATIONAL", 1, 0, 1, parse_int,
+                                "0 (every cycle full) or 1 (minor cycles)", NULL},
 };
 
 int64_t ga__options_init_ns; /* when the options were read: process start */

@@ -185,8 +185,7 @@ int main(int argc, char **argv) {
   /* Threads stopped by the signal in their own code: the vector registers,
    * then the spinner. Not under valgrind, which delivers signals with
    * frames of its own making. */
-  const char *pre = getenv("LD_PRELOAD");
-  if (pre != NULL && strstr(pre, "vgpreload") != NULL) {
+  if (under_valgrind()) {
     printf("ok (GOALLOC_GC_CONCURRENT=%s; signal frame case skipped under valgrind)\n",
            mode ? mode : "default");
     return 0;

@@ -67,6 +67,24 @@ static inline long scaled(long n) {
   return v < 1 ? 1 : v;
 }
 
+/* Running under valgrind (its preload), which knows no userfaultfd. */
+static inline int under_valgrind(void) {
+  const char *pre = getenv("LD_PRELOAD");
+  return pre != NULL && strstr(pre, "vgpreload") != NULL;
+}
+
+/* Small heaps are marked stop-the-world unless told otherwise: run the
+ * test again with concurrent marking forced, unless the environment says
+ * otherwise (options are read when the heap starts, before main). Returns
+ * only if no re-execution was needed. */
+static inline void reexec_concurrent(char **argv) {
+  if (getenv("GOALLOC_GC_CONCURRENT") != NULL || under_valgrind()) return;
+  setenv("GOALLOC_GC_CONCURRENT", "2", 1);
+  execv("/proc/self/exe", argv);
+  perror("execv");
+  exit(1);
+}
+
 /* Fill/verify a deterministic pattern derived from (p, n, seed). */
 static inline void fill_pattern(void *p, size_t n, uint64_t seed) {
   unsigned char *c = p;
