@@ -91,6 +91,7 @@ static struct {
   uint64_t lastHeapAtMark;  /* heapLive when the last cycle's mark began */
   uint64_t majorMarked;     /* live bytes found by the last major cycle */
   unsigned minors;          /* minor cycles since it */
+  unsigned minorBackoff;    /* major cycles to run before the next minor */
   /* The collector's thread: requests and completions. */
   _Atomic uint32_t reqEpoch;  /* bumped with each request (worker waits) */
   _Atomic uint32_t doneEpoch; /* bumped after each cycle (requesters wait) */
@@ -122,14 +123,17 @@ void ga__gc_init(void) {
   gc.trigger = min < (1 << 20) ? (1 << 20) : min;
 }
 
-/* Go's commit(): the next goal from what this cycle marked. */
-static int64_t heap_goal(uint64_t marked) {
+/* Go's commit(): the next goal from what this cycle marked, with a runway
+ * of GOGC percent of `basis` (the live heap: `marked`, or after a minor
+ * cycle the last major cycle's, since what a minor cycle counts live
+ * includes whatever died among the old objects). */
+static int64_t heap_goal(uint64_t marked, uint64_t basis) {
   int pct = ga__option_gogc();
   int64_t goal;
   if (pct < 0) {
     goal = INT64_MAX;
   } else {
-    goal = (int64_t)marked + (int64_t)marked * pct / 100;
+    goal = (int64_t)marked + (int64_t)basis * pct / 100;
     int64_t min = (int64_t)(4 << 20) * pct / 100;
     if (goal < min) goal = min;
     if (goal < (1 << 20)) goal = 1 << 20;
@@ -234,9 +238,9 @@ static uint64_t expected_live(void) {
  * the runway (Go keeps 70-95 % and lets assists absorb the rest: a marker
  * that cannot keep up with the program's allocation here simply starts
  * earlier, up to right after the previous cycle, and assists do the rest). */
-static int64_t commit(uint64_t live, bool concurrent) {
+static int64_t commit(uint64_t live, uint64_t basis, bool concurrent) {
   gc.heapMarked = live;
-  int64_t goal = heap_goal(live);
+  int64_t goal = heap_goal(live, basis);
   int64_t trigger = goal;
   if (concurrent && goal != INT64_MAX && goal > (int64_t)live) {
     int64_t runway = goal - (int64_t)live;
@@ -294,11 +298,20 @@ static void gc_cycle_locked(bool forced) {
  * the last cycle). It stops being worth it when what the old objects hold
  * has grown by MINOR_GROWTH since the last major cycle: they are counted
  * live, dead or not, so the heap goal grows with them. */
-#define MINOR_GROWTH 4 /* a quarter */
+#define MINOR_GROWTH 16
 #define MAX_MINORS 16
+/* A minor cycle that found more young survivors than MINOR_PAYS of the
+ * old heap saved little tracing (the old part is small beside them) and
+ * costs memory (they stay until a major cycle, dead or not): the next
+ * MINOR_BACKOFF cycles are major. */
+#define MINOR_PAYS 32
+#define MINOR_BACKOFF 8
 static bool want_minor(bool forced, bool concurrent) {
-  return ga__gc_sticky && !forced && concurrent && gc.majorMarked > 0 &&
-         gc.minors < MAX_MINORS &&
+  if (!ga__gc_sticky || forced || !concurrent || gc.majorMarked == 0 ||
+      gc.minors >= MAX_MINORS)
+    return false;
+  if (ga__option_get(GA_OPT_GC_GENERATIONAL) >= 2) return true;
+  return gc.minorBackoff == 0 &&
          gc.heapMarked < gc.majorMarked + gc.majorMarked / MINOR_GROWTH;
 }
 
@@ -350,13 +363,15 @@ static void gc_cycle_body(bool forced) {
   uint64_t live = minor ? gc.heapMarked + marked : marked;
   if (minor) {
     gc.minors++;
+    if (marked > gc.majorMarked / MINOR_PAYS) gc.minorBackoff = MINOR_BACKOFF;
   } else {
     gc.majorMarked = live;
     gc.minors = 0;
+    if (gc.minorBackoff > 0) gc.minorBackoff--;
   }
   gc.lastHeapAtMark = atmark;
   if (concurrent) gc.markAlloc = now > atmark ? now - atmark : 0;
-  int64_t goal = commit(live, want_concurrent(live));
+  int64_t goal = commit(live, minor ? gc.majorMarked : live, want_concurrent(live));
   ga__gc_sweep_start(live, (uint64_t)atomic_load(&gc.trigger));
   /* Only now (see begin_mark_phase): a stale span uncached before the
    * sweep started keeps this cycle's marks and is swept with them. */
@@ -371,7 +386,7 @@ static void gc_cycle_body(bool forced) {
   ga__mheap_counters(&hc);
   t4 = ga__sys_nanotime();
   ga__start_the_world();
-  if (concurrent) ga__ww_stop();
+  if (concurrent) ga__ww_stop(want_minor(false, true));
   ga__mheap_freeDeferred();
 
   uint64_t n = ++gc.numgc;
@@ -540,7 +555,7 @@ void ga__gc_pacer_changed(void) {
   ga_mutex_lock(&gc.lock);
   uint64_t live = gc.heapMarked;
   int64_t heapLive = atomic_load(&ga__heapLive);
-  commit(live, want_concurrent(live));
+  commit(live, live, want_concurrent(live));
   atomic_store(&ga__heapLive, heapLive); /* commit resets it; keep the count */
   ga_mutex_unlock(&gc.lock);
   if (atomic_load(&ga__heapLive) >= atomic_load(&gc.trigger) && ga__option_gogc() >= 0)

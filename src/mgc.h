@@ -120,7 +120,9 @@ void ga__ww_init(void);
 bool ga__ww_enabled(void);
 void ga__ww_register(uintptr_t lo, uintptr_t hi); /* heap lock held */
 bool ga__ww_reset(void);  /* protect the heap: record stores from now on */
-void ga__ww_stop(void);   /* the cycle's end: lift the protection or keep it */
+/* The cycle's end: lift the protection or keep it; `minor_next`: keep it
+ * on the old objects' pages for a minor cycle (mwritewatch.c). */
+void ga__ww_stop(bool minor_next);
 void ga__ww_testPolicy(int policy); /* tests: 0 adaptive, 1 always lift, 2 always keep */
 bool ga__ww_keeping(void);          /* the last cycle kept its protection */
 extern _Atomic bool ga__ww_kept;   /* the same, for mcentral (relaxed) */

@@ -330,11 +330,11 @@ static void stop_sticky(void) {
   ww.snapValid = false;
 }
 
-void ga__ww_stop(void) {
+void ga__ww_stop(bool minor_next) {
   if (!ga__ww_enabled()) return;
   ga_mutex_lock(&ww.lock);
   int saved = errno;
-  if (ga__gc_sticky && ww.testPolicy == 0) {
+  if (minor_next && ww.testPolicy == 0) {
     ww.kept = false;
     atomic_store_explicit(&ga__ww_kept, false, memory_order_relaxed);
     stop_sticky();

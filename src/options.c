@@ -180,9 +180,11 @@ static const option_desc table[GA_OPT_COUNT] = {
                               "0 (never), 1 (when pauses would be long) or 2 (always)", NULL},
     /* Minor cycles (mgc.c): objects that survived a cycle keep their marks
      * and are not traced again until a major cycle; needs the write watch.
-     * 0 makes every cycle a full one (for comparison). */
-    [GA_OPT_GC_GENERATIONAL] = {"GOALLOC_GC_GENERATIONAL", 1, 0, 1, parse_int,
-                                "0 (every cycle full) or 1 (minor cycles)", NULL},
+     * 1 runs them while they pay, 2 whenever it may (tests), 0 never (for
+     * comparison). */
+    [GA_OPT_GC_GENERATIONAL] = {"GOALLOC_GC_GENERATIONAL", 1, 0, 2, parse_int,
+                                "0 (every cycle full), 1 (minor cycles when they pay) or "
+                                "2 (whenever possible)", NULL},
 };
 
 int64_t ga__options_init_ns; /* when the options were read: process start */
