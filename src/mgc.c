@@ -40,6 +40,18 @@
  * new objects. A span freed during the mark keeps its storage until the
  * end (mheap.c), so markers reading stale span records never write into
  * reused memory.
+ * Minor cycles (generational, with sticky marks; GOALLOC_GC_GENERATIONAL):
+ * with the write watch, sweeping keeps the marks of what it finds alive,
+ * and a major cycle clears every mark at step 1. A minor cycle keeps them:
+ * an object that survived a cycle is old, is not traced again, and frees
+ * nothing; the remembered set is the pages written since the last cycle
+ * (its step 1 protects nothing: its first rescan at step 3 reports and
+ * re-protects them, and rescans their marked objects), and the end of the
+ * cycle before it (step 5) left protected only the spans whose every slot
+ * is marked. The correctness argument above holds with "marked" including
+ * the old objects: each was scanned after its page was last protected.
+ * Old objects that died meanwhile are counted live until the next major
+ * cycle, so minor cycles run only while they pay (want_minor).
  * Without the write watch (older kernels, valgrind, a fork child,
  * GOALLOC_GC_CONCURRENT=0), and when a stop-the-world mark would be short
  * anyway (want_concurrent), steps 2-4 are one stop-the-world mark.

@@ -751,8 +751,13 @@ void ga__scav_after_alloc(void) {
 
 size_t ga_release_memory(void) {
   ga__ensure_init();
+  /* A slow-path region: the caller must not be stopped holding the heap
+   * or an mcentral lock, which the collector takes with the world
+   * stopped. */
+  ga__slow_enter();
   ga__mcentral_reclaimAll();
   uint64_t n = scavenge(UINT64_MAX, MODE_FORCE, false, NULL);
+  ga__slow_leave();
   atomic_fetch_add_explicit(&sc.forcedBytes, n, memory_order_relaxed);
   if (ga__option_trace(GA_TRACE_SCAV)) {
     atomic_fetch_add_explicit(&sc.traceEager, n, memory_order_relaxed);

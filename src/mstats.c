@@ -166,10 +166,12 @@ static void fill(ga_stats *out) {
   }
   uint64_t tiny = atomic_load_explicit(&st.tinyAllocs, memory_order_relaxed);
   add_own_cache(m, f, &tiny);
-  ga__slow_leave();
-
+  /* Inside the slow-path region too: it takes the heap lock, and a thread
+   * stopped while holding it would block the collector's root marking
+   * (which walks the caches under that lock) for good. */
   ga_heap_counters hc;
   ga__mheap_counters(&hc);
+  ga__slow_leave();
   for (unsigned c = 0; c < GA_NUM_SIZE_CLASSES; c++) {
     out->by_size[c].size = ga__class_to_size[c];
     out->by_size[c].mallocs = m[c];

@@ -24,6 +24,12 @@
  * which breaks system calls that write to protected pages; soft-dirty bits
  * (Boehm's other source) are not built into every kernel (not this one).
  *
+ * Minor cycles (mgc.c) rely on it between cycles too: a page that still
+ * has its protection was not written since its marked objects were
+ * scanned. So nothing here forgets that a page was written without a
+ * rescan of its marked objects, except a major cycle's reset, which comes
+ * after every mark was cleared.
+ *
  * Unavailable (older kernel, seccomp, valgrind, GOALLOC_GC_CONCURRENT=0):
  * ga__ww_enabled() is false and the collector stops the world for the
  * whole mark, as before. After fork the child's mappings are no longer
