@@ -131,8 +131,6 @@ intptr_t ga__ww_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *ar
 void ga__ww_after_fork_child(void);
 /* A minor cycle begins: no reset (see mwritewatch.c). */
 void ga__ww_begin_minor(void);
-/* Runs of pages the last stop left protected (sticky marks; gctrace). */
-int ga__ww_oldRuns(void);
 /* mheap.c: span frees deferred while marking, done now. */
 void ga__mheap_freeDeferred(void);
 /* mheap.c: clear the marks of in-use spans whose sweepgen is not h. */

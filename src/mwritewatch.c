@@ -93,7 +93,6 @@ static struct {
   struct run { uintptr_t lo, hi; } *snap;
   int nsnap;
   bool snapValid;     /* every run of the last reset is in snap */
-  int nold;           /* runs the last sticky stop left protected (trace) */
 } ww = {.uffd = -1, .pagemap = -1, .probeIn = 1}; /* the first cycle keeps */
 
 
@@ -322,7 +321,6 @@ static void stop_sticky(void) {
   ww.snapValid = ww.snap != NULL;
   if (ww.snap != NULL) ga__mheap_oldRuns(note_old_run, NULL);
   bool all = !ww.snapValid; /* too many runs: lift everything */
-  ww.nold = all ? 0 : ww.nsnap;
   for (int i = 0; i < ww.nranges && ga__ww_enabled(); i++) {
     uintptr_t lo = ww.ranges[i].lo, hi = ww.ranges[i].hi, at = lo;
     for (int k = 0; !all && k < ww.nsnap; k++) {
@@ -425,8 +423,6 @@ void ga__ww_begin_minor(void) {
   ww.snapValid = false;
   ga_mutex_unlock(&ww.lock);
 }
-
-int ga__ww_oldRuns(void) { return ww.nold; }
 
 static void nothing(uintptr_t lo, uintptr_t hi, void *arg) {
   (void)lo, (void)hi, (void)arg;
