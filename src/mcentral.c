@@ -190,9 +190,9 @@ void ga__mcentral_uncacheSpan(mspan *s) {
   uint32_t h = atomic_load_explicit(&ga__sweepgen_h, memory_order_relaxed);
   if (GA_UNLIKELY(atomic_load_explicit(&s->sweepgen, memory_order_relaxed) != h) &&
       atomic_load_explicit(&ga__gcphase, memory_order_relaxed) == GC_OFF) {
-    /* Sticky marks (mgc.c): they are an earlier cycle's, valid, and a
+    /* Kept marks (mgc.c): they are an earlier cycle's, valid, and a
      * minor cycle must not lose them; a major one clears every mark. */
-    if (!ga__gc_sticky) ga__markClear(s);
+    if (!ga__gc_keepMarks) ga__markClear(s);
     atomic_store_explicit(&s->sweepgen, h, memory_order_relaxed);
   }
   ga__span_collect(s);

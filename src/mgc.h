@@ -145,10 +145,13 @@ void ga__mheap_scanRuns(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void 
 /* At mark termination (world stopped): sweep every cached span now, turn
  * every other listed span into "unswept", and set the pacing ratio. */
 void ga__gc_sweep_start(uint64_t heapLive, uint64_t trigger);
-/* Sticky marks (mgc.c, minor cycles): sweeping keeps the marks of the
- * objects it finds alive, and a major cycle clears every mark first. Set
- * once at heap init (GOALLOC_GC_GENERATIONAL and the write watch). */
+/* Sticky marks (mgc.c, minor cycles) are possible: set once at heap init
+ * (GOALLOC_GC_GENERATIONAL and the write watch). */
 extern bool ga__gc_sticky;
+/* The next cycle is expected to be minor: this cycle's sweep keeps the
+ * marks of the objects it finds alive (a major cycle that follows anyway
+ * clears every mark first). Set at mark termination, world stopped. */
+extern bool ga__gc_keepMarks;
 /* mheap.c: clear the marks of every in-use span (a major cycle, sticky). */
 void ga__mheap_clearAllMarks(void);
 /* mheap.c: runs of pages of in-use scan spans whose every slot is marked

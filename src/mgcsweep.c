@@ -22,7 +22,7 @@
  *   4. whatever is left is finished before the next cycle marks.
  *
  * Sweeping a span: fold in frees pending in freeBits, allocBits &=
- * the marks, clear the marks (with sticky marks, mgc.c: only those of
+ * the marks, clear the marks (before a minor cycle, mgc.c: only those of
  * slots no longer allocated), count what died. A span left empty goes back
  * to the heap (unless the caller wants to allocate from it).
  *
@@ -88,9 +88,9 @@ bool ga__sweep_span_locked(mspan *s, bool preserve) {
     ga__storeBits(&s->allocBits[w], a & m);
     /* Sticky: a mark stays only on an object that is still allocated
      * (one freed explicitly since it was marked loses it). */
-    if (ga__gc_sticky) ga__markClearBits(s, w, m & ~a);
+    if (ga__gc_keepMarks) ga__markClearBits(s, w, m & ~a);
   }
-  if (!ga__gc_sticky) ga__markClear(s);
+  if (!ga__gc_keepMarks) ga__markClear(s);
   atomic_store_explicit(&s->sweepgen, h, memory_order_release);
   atomic_fetch_add_explicit(&sw.pagesSwept, s->npages, memory_order_relaxed);
   if (freed) {
@@ -119,9 +119,9 @@ static void sweep_cached(mspan *s, void *arg) {
       atomic_fetch_or_explicit(&s->freeBits[w], dead, memory_order_relaxed);
       atomic_store_explicit(&s->remotePending, 1, memory_order_relaxed);
     }
-    if (ga__gc_sticky) ga__markClearBits(s, w, m & ~(truth & ~fb));
+    if (ga__gc_keepMarks) ga__markClearBits(s, w, m & ~(truth & ~fb));
   }
-  if (!ga__gc_sticky) ga__markClear(s);
+  if (!ga__gc_keepMarks) ga__markClear(s);
   atomic_store_explicit(&s->sweepgen, atomic_load(&ga__sweepgen_h), memory_order_relaxed);
 }
 
