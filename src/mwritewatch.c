@@ -212,7 +212,7 @@ static void for_each_merged_run(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg
   if (m.hi > m.lo) fn(m.lo, m.hi, arg);
 }
 
-/* Remember a run the reset protects (collector only, ww.lock held). */
+/* Remember a run (collector only: the snap buffer is its own). */
 #define SNAP_MAX 8192
 static void snap_add(uintptr_t lo, uintptr_t hi) {
   if (ww.snap != NULL && ww.nsnap < SNAP_MAX) {
@@ -316,10 +316,15 @@ static void note_old_run(uintptr_t lo, uintptr_t hi, void *arg) {
  * runs meanwhile: the next cycle's first rearming scan rebuilds it.
  * (ga__ww_testPolicy's "keep" and "lift" still apply: a minor cycle is
  * correct whatever is protected, only slower.) */
-static void stop_sticky(void) {
+static void old_runs(void) {
+  if (ww.snap == NULL) ww.snap = ga__sys_alloc(SNAP_MAX * sizeof *ww.snap);
   ww.nsnap = 0;
   ww.snapValid = ww.snap != NULL;
   if (ww.snap != NULL) ga__mheap_oldRuns(note_old_run, NULL);
+}
+
+/* ww.lock held; the old runs are in snap (old_runs). */
+static void stop_sticky(void) {
   bool all = !ww.snapValid; /* too many runs: lift everything */
   for (int i = 0; i < ww.nranges && ga__ww_enabled(); i++) {
     uintptr_t lo = ww.ranges[i].lo, hi = ww.ranges[i].hi, at = lo;
@@ -336,9 +341,16 @@ static void stop_sticky(void) {
 
 void ga__ww_stop(bool minor_next) {
   if (!ga__ww_enabled()) return;
+  /* The old runs come from the heap's span records, under the heap lock,
+   * which must never be taken inside ww.lock (ga__ww_register takes
+   * ww.lock under the heap lock); the snap buffer is the collector's own. */
+  ga_mutex_lock(&ww.lock);
+  bool sticky = minor_next && ww.testPolicy == 0;
+  ga_mutex_unlock(&ww.lock);
+  if (sticky) old_runs();
   ga_mutex_lock(&ww.lock);
   int saved = errno;
-  if (minor_next && ww.testPolicy == 0) {
+  if (sticky) {
     ww.kept = false;
     atomic_store_explicit(&ga__ww_kept, false, memory_order_relaxed);
     stop_sticky();
@@ -448,13 +460,13 @@ intptr_t ga__ww_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *ar
     for (int i = 0; i < ww.nsnap && !c.failed; i++) scan_run(ww.snap[i].lo, ww.snap[i].hi, &c);
   } else if (rearm) {
     /* A minor cycle's first scan, with no reset before it: every scan run,
-     * remembered for the rounds after it (see ga__ww_begin_minor). */
-    ga_mutex_lock(&ww.lock);
+     * remembered for the rounds after it (see ga__ww_begin_minor). The
+     * snap buffer is the collector's own (no lock: the callback marks, and
+     * must not hold up the heap's growth, which takes ww.lock). */
     if (ww.snap == NULL) ww.snap = ga__sys_alloc(SNAP_MAX * sizeof *ww.snap);
     ww.nsnap = 0;
     ww.snapValid = ww.snap != NULL;
     for_each_merged_run(snap_and_scan, &c);
-    ga_mutex_unlock(&ww.lock);
   } else {
     for_each_merged_run(scan_run, &c);
   }
