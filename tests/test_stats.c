@@ -215,6 +215,13 @@ int main(void) {
   CHECK(ga_read_stats(&v1) == 0);
   CHECK(v1.version == 1 && v1.heap_sys == b.heap_sys);
   CHECK(v1.pause_end[0] == UINT64_MAX); /* untouched past the v1 fields */
+  /* Version 3 callers get everything up to the version 4 fields. */
+  ga_stats v3;
+  memset(&v3, 0xff, sizeof v3);
+  v3.version = 3;
+  CHECK(ga_read_stats(&v3) == 0);
+  CHECK(v3.version == 3 && v3.heap_sys == b.heap_sys && v3.pause_max_ns != UINT64_MAX);
+  CHECK(v3.num_minor_gc == UINT64_MAX); /* untouched past the v3 fields */
   ga_stats bad;
   bad.version = 99;
   CHECK(ga_read_stats(&bad) == -1);
