@@ -108,7 +108,7 @@ static struct {
   uint64_t prevMajorMarked; /* and by the one before */
   unsigned minors;          /* minor cycles since it */
   unsigned minorBackoff;    /* major cycles to run before the next minor */
-  unsigned backoffLen;      /* the next backoff (doubles while minors fail) */
+  unsigned minorFails;      /* minor cycles in a row that did not pay */
   /* The collector's thread: requests and completions. */
   _Atomic uint32_t reqEpoch;  /* bumped with each request (worker waits) */
   _Atomic uint32_t doneEpoch; /* bumped after each cycle (requesters wait) */
@@ -330,7 +330,7 @@ static void gc_cycle_locked(bool forced) {
  * a fixed backoff of 8, where 1 minor cycle in 8 was a failed probe). */
 #define MINOR_PAYS 32
 #define MINOR_BACKOFF 8
-#define MAX_BACKOFF 256
+#define MAX_BACKOFF 256 /* MINOR_BACKOFF << 5 */
 /* And only while the live heap is steady: the last two major cycles found
  * it within STEADY of each other. A growing program's young objects
  * mostly survive (they are what it is building), and a minor cycle there
@@ -396,12 +396,11 @@ static void gc_cycle_body(bool forced) {
   uint64_t live = minor ? gc.heapMarked + marked : marked;
   if (minor) {
     gc.minors++;
-    if (gc.backoffLen < MINOR_BACKOFF) gc.backoffLen = MINOR_BACKOFF;
     if (marked > gc.majorMarked / MINOR_PAYS) {
-      gc.minorBackoff = gc.backoffLen;
-      if (gc.backoffLen < MAX_BACKOFF) gc.backoffLen *= 2;
+      gc.minorBackoff = MINOR_BACKOFF << gc.minorFails;
+      if ((MINOR_BACKOFF << gc.minorFails) < MAX_BACKOFF) gc.minorFails++;
     } else {
-      gc.backoffLen = MINOR_BACKOFF;
+      gc.minorFails = 0;
     }
   } else {
     gc.prevMajorMarked = gc.majorMarked;

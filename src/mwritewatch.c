@@ -212,8 +212,17 @@ static void for_each_merged_run(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg
   if (m.hi > m.lo) fn(m.lo, m.hi, arg);
 }
 
-/* Remember a run (collector only: the snap buffer is its own). */
 #define SNAP_MAX 8192
+
+/* Start recording runs into snap (collector only: the snap buffer is its
+ * own; the reset, a minor cycle's first scan and the sticky stop fill it). */
+static void snap_begin(void) {
+  if (ww.snap == NULL) ww.snap = ga__sys_alloc(SNAP_MAX * sizeof *ww.snap);
+  ww.nsnap = 0;
+  ww.snapValid = ww.snap != NULL;
+}
+
+/* Remember a run (collector only: the snap buffer is its own). */
 static void snap_add(uintptr_t lo, uintptr_t hi) {
   if (ww.snap != NULL && ww.nsnap < SNAP_MAX) {
     ww.snap[ww.nsnap].lo = lo;
@@ -251,9 +260,7 @@ bool ga__ww_reset(void) {
   ga_mutex_lock(&ww.lock);
   int saved = errno;
   bool ok = true;
-  if (ww.snap == NULL) ww.snap = ga__sys_alloc(SNAP_MAX * sizeof *ww.snap);
-  ww.nsnap = 0;
-  ww.snapValid = ww.snap != NULL;
+  snap_begin();
   if (ww.kept) {
     rearm_ctx r = {false, 0, 0};
     for_each_merged_run(rearm_run, &r);
@@ -317,9 +324,7 @@ static void note_old_run(uintptr_t lo, uintptr_t hi, void *arg) {
  * (ga__ww_testPolicy's "keep" and "lift" still apply: a minor cycle is
  * correct whatever is protected, only slower.) */
 static void old_runs(void) {
-  if (ww.snap == NULL) ww.snap = ga__sys_alloc(SNAP_MAX * sizeof *ww.snap);
-  ww.nsnap = 0;
-  ww.snapValid = ww.snap != NULL;
+  snap_begin();
   if (ww.snap != NULL) ga__mheap_oldRuns(note_old_run, NULL);
 }
 
@@ -430,11 +435,7 @@ static void snap_and_scan(uintptr_t lo, uintptr_t hi, void *arg) {
  * cycle are its remembered set, reported (and protected again) by the
  * first rearming scan of its mark, which therefore covers every scan run
  * (ga__ww_scan). */
-void ga__ww_begin_minor(void) {
-  ga_mutex_lock(&ww.lock);
-  ww.snapValid = false;
-  ga_mutex_unlock(&ww.lock);
-}
+void ga__ww_begin_minor(void) { ww.snapValid = false; /* collector only */ }
 
 static void nothing(uintptr_t lo, uintptr_t hi, void *arg) {
   (void)lo, (void)hi, (void)arg;
@@ -463,9 +464,7 @@ intptr_t ga__ww_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *ar
      * remembered for the rounds after it (see ga__ww_begin_minor). The
      * snap buffer is the collector's own (no lock: the callback marks, and
      * must not hold up the heap's growth, which takes ww.lock). */
-    if (ww.snap == NULL) ww.snap = ga__sys_alloc(SNAP_MAX * sizeof *ww.snap);
-    ww.nsnap = 0;
-    ww.snapValid = ww.snap != NULL;
+    snap_begin();
     for_each_merged_run(snap_and_scan, &c);
   } else {
     for_each_merged_run(scan_run, &c);
