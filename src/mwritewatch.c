@@ -265,10 +265,16 @@ bool ga__ww_reset(void) {
     rearm_ctx r = {false, 0, 0};
     for_each_merged_run(rearm_run, &r);
     ok = !r.failed;
-    /* Keep again while under a quarter of the watched pages were written
-     * between cycles (measured: gc-churn 4-8 %, gcbench and binary-trees
-     * about half). */
-    ww.keep = ww.testPolicy == 2 || (ww.testPolicy == 0 && r.written * 4 < r.pages);
+    /* Keep again while under 40 % of the watched pages were written
+     * between cycles (measured: gc-churn 13 % in the median, gcbench and
+     * binary-trees more than half). A cycle that probes keeping after
+     * lifting ones overstates it (the pages written at the end of the
+     * last mark and the spans allocated during it count too: gc-churn
+     * 25-33 %), so the bar is not lower: at a quarter gc-churn, once its
+     * marks were shared with assists, probed and went back to lifting
+     * most of the time, and lifting costs it two walks of the whole heap's
+     * page tables a cycle (0.97x the time kept, 7 rounds). */
+    ww.keep = ww.testPolicy == 2 || (ww.testPolicy == 0 && r.written * 5 < r.pages * 2);
     if (!ww.keep) ww.probeIn = KEEP_PROBE_EVERY;
   } else {
     for_each_merged_run(protect_run, &ok);
