@@ -280,6 +280,11 @@ typedef struct heapArena {
    * the write watch's protected runs, read without the heap lock
    * (ga__mheap_scanRuns); written under it. */
   _Atomic uint64_t pageScan[GA_PAGES_PER_ARENA / 64];
+  /* The write watch's heat (mwritewatch.c, collector thread only): pages
+   * reported written by the first rearming scan of this cycle (warm), and
+   * pages it leaves unprotected (hot). */
+  _Atomic uint64_t pageWarm[GA_PAGES_PER_ARENA / 64];
+  _Atomic uint64_t pageHot[GA_PAGES_PER_ARENA / 64];
 } heapArena;
 
 /* Arena map: index = address >> 26 (masked to 47-bit user space). */

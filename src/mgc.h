@@ -131,14 +131,20 @@ intptr_t ga__ww_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *ar
 void ga__ww_after_fork_child(void);
 /* A minor cycle begins: no reset (see mwritewatch.c). */
 void ga__ww_begin_minor(void);
+unsigned long ga__ww_hotSpans(void); /* big objects ever found hot (tests) */
 /* mheap.c: span frees deferred while marking, done now. */
 void ga__mheap_freeDeferred(void);
 /* mheap.c: clear the marks of in-use spans whose sweepgen is not h. */
 void ga__mheap_clearStaleMarks(uint32_t h);
 void ga__mcentral_lockAll(void);
 void ga__mcentral_unlockAll(void);
-/* mheap.c: runs of pages of in-use scan spans (see there). */
-void ga__mheap_scanRuns(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg);
+/* mheap.c: runs of pages of in-use scan spans (see there): all of them,
+ * or only those the write watch protects (cold) or leaves open (hot). */
+enum { GA_RUNS_ALL, GA_RUNS_COLD, GA_RUNS_HOT };
+void ga__mheap_scanRuns(int which, void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
+                        void *arg);
+/* mheap.c: the lowest and highest heap addresses so far (arenas). */
+extern _Atomic uintptr_t ga__heapMin, ga__heapMax;
 
 /* ---- sweeping (mgcsweep.c) --------------------------------------------- */
 

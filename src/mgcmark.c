@@ -42,8 +42,6 @@
 
 /* ---- heap range and object lookup --------------------------------------- */
 
-extern _Atomic uintptr_t ga__heapMin, ga__heapMax;
-
 /* The world is running (concurrent mark): read span state with acquire and
  * "allocated" through the window's seqlock, since owners are moving their
  * windows under us. */

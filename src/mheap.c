@@ -465,13 +465,16 @@ void ga__mheap_oldRuns(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *
 }
 
 /* Call fn on each maximal run of pages [lo, hi) held by in-use spans that
- * may hold pointers (scan spans), in address order, from the pageScan
+ * may hold pointers (scan spans) — all of them, or only those the write
+ * watch keeps protected (GA_RUNS_COLD) or leaves open (GA_RUNS_HOT, its
+ * pageHot bits) — in address order, from the pageScan
  * bitmaps: 128 words per arena, where a walk of the spans map read every
  * span record (a cache miss each: 2-4 % of binary-trees' and gcbench's
  * time, once per concurrent cycle). Without the heap lock: a span missed or
  * seen by the racy read only costs the write watch a rescan (it treats an
  * unprotected page as written). */
-void ga__mheap_scanRuns(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg) {
+void ga__mheap_scanRuns(int which, void (*fn)(uintptr_t lo, uintptr_t hi, void *arg),
+                        void *arg) {
   uintptr_t min = atomic_load(&ga__heapMin) & ~(GA_ARENA_BYTES - 1);
   uintptr_t max = atomic_load(&ga__heapMax);
   uintptr_t lo = 0, hi = 0; /* the run being extended */
@@ -481,6 +484,10 @@ void ga__mheap_scanRuns(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void 
     if (ha == NULL) continue;
     for (unsigned w = 0; w < GA_PAGES_PER_ARENA / 64; w++) {
       uint64_t bits = atomic_load_explicit(&ha->pageScan[w], memory_order_relaxed);
+      if (which != GA_RUNS_ALL) {
+        uint64_t hot = atomic_load_explicit(&ha->pageHot[w], memory_order_relaxed);
+        bits &= which == GA_RUNS_HOT ? hot : ~hot;
+      }
       while (bits != 0) {
         unsigned b = (unsigned)__builtin_ctzll(bits);
         uint64_t rest = ~(bits >> b); /* zero-filled from the top: not 0 unless b == 0 */

@@ -10,8 +10,9 @@
  *   stash:  keep an object only in a local variable (register or stack)
  *           across allocations, then put it back: caught by the root rescan
  *           at mark termination;
- *   big:    the same moves through a 64 KiB pointer array (a large object:
- *           only its written pages are rescanned);
+ *   big:    the same moves through a 256 KiB pointer array (a large object:
+ *           only its written pages are rescanned; written all the time, it
+ *           becomes hot, mwritewatch.c, and is left unprotected at times);
  *   atomic: objects kept only in ga_malloc_atomic memory are not retained
  *           (checked through a finalizer-free count of live ids is not
  *           possible; instead garbage volume keeps cycles frequent).
@@ -34,7 +35,7 @@
 
 #define NTHREADS 3
 #define SLOTS_PER_THREAD 1024
-#define BIG_SLOTS 8192 /* 64 KiB of pointers: a large object */
+#define BIG_SLOTS 32768 /* 256 KiB of pointers: a large object */
 
 typedef struct node {
   struct node *next; /* chain within a slot */
@@ -201,9 +202,15 @@ int main(int argc, char **argv) {
   /* Minor cycles (sticky marks) run whenever the write watch works. */
   if (ga__gc_sticky && ga__ww_enabled() && test_scale() >= 0.5)
     CHECKF(minor > 0, "no minor collection in %llu", (unsigned long long)cycles);
+  /* The big array, written all the time, is hot (left unprotected) at
+   * times whenever the write watch works: the moves through it ran then. */
+  unsigned long hot = ga__ww_hotSpans();
+  if (ga__ww_enabled() && test_scale() >= 0.5)
+    CHECKF(hot > 0, "the big array was never hot in %llu collections",
+           (unsigned long long)cycles);
   printf("gc_concurrent: ok (%ld nodes verified, %llu collections, %llu concurrent, "
-         "%llu minor, max pause %.2f ms)\n",
-         total, (unsigned long long)cycles, (unsigned long long)conc, (unsigned long long)minor,
-         (double)after.pause_max_ns / 1e6);
+         "%llu minor, %lu times hot, max pause %.2f ms)\n",
+         total, (unsigned long long)cycles, (unsigned long long)conc,
+         (unsigned long long)minor, hot, (double)after.pause_max_ns / 1e6);
   return 0;
 }

@@ -7,7 +7,10 @@
  *     pointer stored there during a concurrent mark would be missed;
  *   - every page in a run belongs to an in-use span that may hold pointers
  *     (nothing pointer-free, nothing freed);
- *   - runs are sorted, disjoint and maximal (no two touch).
+ *   - runs are sorted, disjoint and maximal (no two touch);
+ *   - the write watch's selection (mwritewatch.c heat): with some pages
+ *     marked hot, the cold runs and the hot runs are disjoint, hold
+ *     exactly the hot pages apart, and together are all the runs.
  * Checked after a mix of scan and pointer-free objects of every size, after
  * freeing a part of them, and again after the freed spans were reused.
  */
@@ -44,13 +47,29 @@ static bool covered(uintptr_t a) {
   return false;
 }
 
+static runs_t cold, hot;
+
+static bool in(const runs_t *r, uintptr_t a) {
+  for (int i = 0; i < r->n; i++)
+    if (a >= r->lo[i] && a < r->hi[i]) return true;
+  return false;
+}
+
+static void set_hot(uintptr_t p, bool on) {
+  heapArena *ha = ga__arenas[(p >> GA_ARENA_SHIFT) & (GA_ARENA_L2_ENTRIES - 1)];
+  uintptr_t i = (p >> GA_PAGE_SHIFT) & (GA_PAGES_PER_ARENA - 1);
+  uint64_t m = (uint64_t)1 << (i % 64);
+  if (on) atomic_fetch_or(&ha->pageHot[i / 64], m);
+  else atomic_fetch_and(&ha->pageHot[i / 64], ~m);
+}
+
 static void *objs[N];
 static bool scan[N];
 static size_t sizes[N];
 
 static void check_runs(const char *when) {
   runs.n = 0;
-  ga__mheap_scanRuns(collect, &runs);
+  ga__mheap_scanRuns(GA_RUNS_ALL, collect, &runs);
   CHECKF(runs.n > 0, "%s: no runs", when);
   for (int i = 0; i < runs.n; i++) {
     CHECKF(runs.lo[i] < runs.hi[i] && runs.lo[i] % GA_PAGE_SIZE == 0 &&
@@ -102,7 +121,44 @@ int main(void) {
     CHECK(objs[i] != NULL);
   }
   check_runs("after reusing");
+
+  /* Heat: mark the pages of every third live scan object hot (and, as the
+   * bitmaps allow, a free page: the runs must still hold only scan pages). */
+  runs_t *all = &runs;
+  int nhot = 0;
+  for (int i = 0; i < N; i += 3) {
+    if (!scan[i]) continue;
+    uintptr_t a = (uintptr_t)objs[i];
+    for (uintptr_t p = a & ~(uintptr_t)(GA_PAGE_SIZE - 1); p < a + sizes[i]; p += GA_PAGE_SIZE) {
+      set_hot(p, true);
+      nhot++;
+    }
+  }
+  CHECK(nhot > 0);
+  ga__mheap_scanRuns(GA_RUNS_COLD, collect, &cold);
+  ga__mheap_scanRuns(GA_RUNS_HOT, collect, &hot);
+  CHECK(hot.n > 0 && cold.n > 0);
+  for (int i = 0; i < all->n; i++)
+    for (uintptr_t p = all->lo[i]; p < all->hi[i]; p += GA_PAGE_SIZE) {
+      heapArena *ha = ga__arenas[(p >> GA_ARENA_SHIFT) & (GA_ARENA_L2_ENTRIES - 1)];
+      uintptr_t k = (p >> GA_PAGE_SHIFT) & (GA_PAGES_PER_ARENA - 1);
+      bool h = (atomic_load(&ha->pageHot[k / 64]) >> (k % 64)) & 1;
+      CHECKF(in(&hot, p) == h && in(&cold, p) == !h,
+             "page %p (hot %d) is in the hot runs %d times, the cold runs %d", (void *)p, h,
+             in(&hot, p), in(&cold, p));
+    }
+  for (int i = 0; i < hot.n; i++)
+    CHECKF(in(all, hot.lo[i]) && in(all, hot.hi[i] - 1), "hot run %d is no scan run", i);
+  for (int i = 0; i < cold.n; i++)
+    CHECKF(in(all, cold.lo[i]) && in(all, cold.hi[i] - 1), "cold run %d is no scan run", i);
+  for (int i = 0; i < N; i += 3) {
+    if (!scan[i]) continue;
+    uintptr_t a = (uintptr_t)objs[i];
+    for (uintptr_t p = a & ~(uintptr_t)(GA_PAGE_SIZE - 1); p < a + sizes[i]; p += GA_PAGE_SIZE)
+      set_hot(p, false);
+  }
   for (int i = 0; i < N; i++) ga_free(objs[i]);
-  printf("scanruns: ok (%d runs at the end)\n", runs.n);
+  printf("scanruns: ok (%d runs at the end; %d hot pages: %d hot runs, %d cold)\n", runs.n,
+         nhot, hot.n, cold.n);
   return 0;
 }
