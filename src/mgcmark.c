@@ -596,11 +596,16 @@ void ga__gc_mark_start(void) {
 }
 
 /* Rescan the marked objects that overlap the written pages [lo, hi): a
- * pointer stored into an object after it was scanned is found here. They
- * go on the work list, not scanned here, so that the drain after this
- * shares them with assists (concurrent) or every core (final pause):
- * gc-churn's slot table, written all over, took a single thread 1.2 ms a
- * cycle to rescan, while its program waited past the goal. Exact
+ * pointer stored into an object after it was scanned is found here. The
+ * first RESCAN_QUEUE of a pass go on the work list, not scanned here, so
+ * that the drain after this shares them with assists (concurrent) or every
+ * core (final pause): gc-churn's slot table, written all over, took a
+ * single thread 1.2 ms a cycle to rescan, while its program waited past
+ * the goal (a pass queues up to 70k objects there). The rest are scanned
+ * here: queued, every marked object on the written pages of a heap being
+ * built (gcbench's, binary-trees': up to 550k in one pass) took 256-512
+ * work buffers, 2-4 MiB that stay with the process, where 4 had done.
+ * Exact
  * "allocated" with the world stopped, through allocated_conc while it runs
  * (a marked slot freed since is skipped, not scanned for garbage). Pages of
  * objects allocated during the mark are written but hold no marked object
@@ -608,12 +613,23 @@ void ga__gc_mark_start(void) {
 typedef struct {
   gcw *g;
   bool conc;
+  long queued; /* objects put on the work list by this pass */
 } rescan_ctx;
+
+#define RESCAN_QUEUE (64 * (WB_CAP / 2)) /* 64 work buffers, 512 KiB */
+
+static void rescan_object(rescan_ctx *rc, uintptr_t base, uintptr_t end) {
+  if (rc->queued < RESCAN_QUEUE) {
+    rc->queued++;
+    gcw_put(rc->g, base, end);
+  } else {
+    scanblock(rc->g, base, end);
+  }
+}
 
 __attribute__((no_sanitize("thread")))
 static void rescan_written(uintptr_t lo, uintptr_t hi, void *arg) {
   rescan_ctx *rc = arg;
-  gcw *g = rc->g;
   uintptr_t p = lo;
   while (p < hi) {
     mspan *s = ga__spanOf(p);
@@ -629,7 +645,7 @@ static void rescan_written(uintptr_t lo, uintptr_t hi, void *arg) {
       if (s->divMul == 0) { /* large: only the written part can be new */
         if (ga__isMarked(s, 0) &&
             (rc->conc ? allocated_conc(s, 0) : ga__span_isAllocated(s, 0)))
-          gcw_put(g, p, b);
+          rescan_object(rc, p, b);
       } else {
         uintptr_t i = ga__objIndex(s, p - s->startAddr);
         uintptr_t last = ga__objIndex(s, b - 1 - s->startAddr);
@@ -650,7 +666,7 @@ static void rescan_written(uintptr_t lo, uintptr_t hi, void *arg) {
           if (!(rc->conc ? allocated_conc(s, i) : ga__span_isAllocated(s, i)))
             continue;
           uintptr_t base = s->startAddr + i * s->elemsize;
-          gcw_put(g, base, base + s->elemsize);
+          rescan_object(rc, base, base + s->elemsize);
         }
       }
     }
@@ -676,7 +692,7 @@ void ga__gc_mark_concurrent(int nworkers) {
   mark_concurrent = true;
   VG_SCAN_BEGIN();
   drain_parallel_j(&markg, nworkers, true);
-  rescan_ctx rc = {&markg, true};
+  rescan_ctx rc = {&markg, true, 0};
   /* A second round when the first found much written: what the final
    * pause rescans is then only what was written during the second
    * (gc-churn, whose slot table is written all the time: 95th percentile
@@ -684,6 +700,7 @@ void ga__gc_mark_concurrent(int nworkers) {
    * binary-trees and gcbench, which write little of their old heap,
    * unchanged, and no slower). */
   for (int round = 0; round < 2; round++) {
+    rc.queued = 0;
     intptr_t written = ga__ww_scan(rescan_written, &rc, true);
     drain_parallel_j(&markg, nworkers, true);
     if (written < 64) break;
@@ -703,7 +720,7 @@ static void rescan_all(rescan_ctx *rc) {
 }
 
 uint64_t ga__gc_mark_terminate(int nworkers) {
-  rescan_ctx rc = {&markg, false};
+  rescan_ctx rc = {&markg, false, 0};
   VG_SCAN_BEGIN();
   /* No rearming: the heap is unprotected right after this pause. */
   if (ga__ww_scan(rescan_written, &rc, false) < 0) rescan_all(&rc);
