@@ -212,7 +212,6 @@ typedef struct mspan {
   uint8_t needzero;      /* 1: free slots may hold old data */
   uint8_t tiny;          /* holds tiny blocks (see GA_TINY_CENTRAL) */
   uint8_t list;          /* SPAN_LIST_*: which mcentral list holds it */
-  uint8_t bitsClass;     /* which metadata pool the bitmaps came from */
   uint8_t specials;      /* an object here has a finalizer (mfinal.c) */
   _Atomic uint8_t state;          /* mSpanDead / mSpanInUse, set last */
   /* Seqlock over the window (cache, freeindex, allocBits of the window):

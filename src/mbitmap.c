@@ -46,10 +46,8 @@ void ga__bits_init(void) {
 
 /* Heap lock held. */
 void ga__span_allocBits(mspan *s) {
-  unsigned nw = (s->nelems + 63u) / 64u;
-  if (nw == 0) nw = 1;
+  unsigned nw = (s->nelems + 63u) / 64u; /* nelems >= 1, fixed for the span's life */
   _Atomic uint64_t *b = ga__fixalloc_alloc(&bits_pool[nw - 1]); /* zeroed */
-  s->bitsClass = (uint8_t)(nw - 1);
   if (b == NULL) {
     s->allocBits = s->freeBits = NULL;
     s->gcmarkBytes = NULL;
@@ -62,7 +60,7 @@ void ga__span_allocBits(mspan *s) {
 
 /* Heap lock held. */
 void ga__span_freeBitsStorage(mspan *s) {
-  ga__fixalloc_free(&bits_pool[s->bitsClass], (void *)s->allocBits);
+  ga__fixalloc_free(&bits_pool[(s->nelems + 63u) / 64u - 1], (void *)s->allocBits);
 }
 
 /* Inlined into nextWindow, which runs about every second malloc in churn. */
