@@ -404,7 +404,8 @@ bool ga__ww_reset(void) {
      * 25-33 %), so the bar is not lower: at a quarter gc-churn, once its
      * marks were shared with assists, probed and went back to lifting
      * most of the time, and lifting costs it two walks of the whole heap's
-     * page tables a cycle (0.97x the time kept, 7 rounds). */
+     * page tables a cycle (against the tree before assists: 1.09x the
+     * time at a quarter, 0.97x at 40 %, 7 rounds each). */
     ww.keep = ww.testPolicy == 2 || (ww.testPolicy == 0 && r.written * 5 < r.pages * 2);
     if (!ww.keep) ww.probeIn = KEEP_PROBE_EVERY;
   } else {
