@@ -14,6 +14,9 @@
  *   - from old nodes freed explicitly and allocated again in between (a
  *     slot whose stale mark could hide a young object from the marker);
  *   - from a large old array of pointers (a span of its own);
+ *   - from all of a wide set of old nodes at once, now and then: more
+ *     marked objects on the written pages than one rescan pass queues
+ *     (mgcmark.c RESCAN_QUEUE), so that the rest are scanned in place;
  * and every young object's contents are checked after the cycles: a young
  * object the collector missed is freed, its slot reused by the garbage
  * allocated meanwhile, and its pattern gone. Then the garbage: minor cycles
@@ -32,6 +35,7 @@
 #define NOLD 4096
 #define NBIG 65536 /* pointers in the large old array: 512 KiB */
 #define YSIZE 48
+#define NWIDE 40000 /* old nodes all rewired at once: more than a rescan queues */
 
 typedef struct onode {
   struct onode *self;
@@ -40,6 +44,7 @@ typedef struct onode {
 } onode;
 
 static onode **old;    /* NOLD old nodes */
+static onode **wide;   /* NWIDE old nodes */
 static void **big;     /* the large old array */
 static uint64_t *bigseed;
 
@@ -91,6 +96,9 @@ static void verify(const char *when) {
   for (int k = 0; k < NBIG; k += 61)
     CHECKF(check_pattern(big[k], YSIZE, bigseed[k]), "%s: young object of big[%d] lost",
            when, k);
+  for (int i = 0; i < NWIDE; i++)
+    CHECKF(check_pattern(wide[i]->child, YSIZE, wide[i]->seed),
+           "%s: young object of wide node %d lost", when, i);
 }
 
 int main(int argc, char **argv) {
@@ -107,9 +115,11 @@ int main(int argc, char **argv) {
   old = ga_malloc(NOLD * sizeof *old);
   big = ga_malloc(NBIG * sizeof *big);
   bigseed = ga_malloc_atomic(NBIG * sizeof *bigseed);
-  CHECK(old != NULL && big != NULL && bigseed != NULL);
+  wide = ga_malloc(NWIDE * sizeof *wide);
+  CHECK(old != NULL && big != NULL && bigseed != NULL && wide != NULL);
   uint64_t seed = 1;
   for (int i = 0; i < NOLD; i++) old[i] = new_onode(seed++);
+  for (int i = 0; i < NWIDE; i++) wide[i] = new_onode(seed++);
   for (int k = 0; k < NBIG; k++) {
     bigseed[k] = seed++;
     big[k] = young(bigseed[k]);
@@ -139,6 +149,12 @@ int main(int argc, char **argv) {
       bigseed[i] = seed++;
       big[i] = young(bigseed[i]);
     }
+    /* Now and then a young child for every wide node at once. */
+    if (round % 50 == 25)
+      for (int i = 0; i < NWIDE; i++) {
+        wide[i]->seed = seed++;
+        wide[i]->child = young(wide[i]->seed);
+      }
     churn(2000);
     if ((round & 63) == 0) verify("during the rounds");
   }
@@ -169,6 +185,7 @@ int main(int argc, char **argv) {
   uint64_t before = heap_alloc();
   for (int i = 0; i < NOLD; i++) old[i] = NULL;
   for (int k = 0; k < NBIG; k++) big[k] = NULL;
+  for (int i = 0; i < NWIDE; i++) wide[i] = NULL;
   ga_collect();
   uint64_t after = heap_alloc();
   uint64_t dropped = (uint64_t)(NOLD + NBIG) * 48;
