@@ -289,6 +289,16 @@ typedef struct heapArena {
 /* Arena map: index = address >> 26 (masked to 47-bit user space). */
 extern heapArena *_Atomic ga__arenas[GA_ARENA_L2_ENTRIES];
 
+/* The arena holding address p, or NULL (acquire: its record is complete). */
+GA_INLINE heapArena *ga__arenaOf(uintptr_t p) {
+  return atomic_load_explicit(&ga__arenas[(p >> GA_ARENA_SHIFT) & (GA_ARENA_L2_ENTRIES - 1)],
+                              memory_order_acquire);
+}
+/* The index of p's page in its arena (spans, and the per-page bitmaps). */
+GA_INLINE uintptr_t ga__arenaPage(uintptr_t p) {
+  return (p >> GA_PAGE_SHIFT) & (GA_PAGES_PER_ARENA - 1);
+}
+
 /* The span window: one flat spans map for the 256 GiB of address space
  * from the heap's first arena (mheap.c), so that spanOf of a heap pointer
  * is one load that depends on p, not two (ga__arenas, then the arena's
@@ -317,13 +327,10 @@ GA_INLINE mspan *ga__spanOf(uintptr_t p) {
   if (GA_LIKELY(off < bytes))
     return ga__spanFromEntry(atomic_load_explicit(
         &ga__spanWindow.map[off >> GA_PAGE_SHIFT], memory_order_relaxed));
-  heapArena *ha = atomic_load_explicit(
-      &ga__arenas[(p >> GA_ARENA_SHIFT) & (GA_ARENA_L2_ENTRIES - 1)],
-      memory_order_acquire);
+  heapArena *ha = ga__arenaOf(p);
   if (ha == NULL) return &ga__emptyspan;
-  return ga__spanFromEntry(atomic_load_explicit(
-      &ha->spans[(p >> GA_PAGE_SHIFT) & (GA_PAGES_PER_ARENA - 1)],
-      memory_order_relaxed));
+  return ga__spanFromEntry(
+      atomic_load_explicit(&ha->spans[ga__arenaPage(p)], memory_order_relaxed));
 }
 
 /* objIndex: slot number of offset `off` within a small span (no division). */

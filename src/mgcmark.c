@@ -358,8 +358,6 @@ static range_t user_roots[MAX_ROOTS];
 static int nuser_roots;
 static ga_mutex roots_lock;
 
-extern heapArena *_Atomic ga__arenas[];
-
 static void add_range(range_t *v, int *n, uintptr_t lo, uintptr_t hi) {
   if (hi <= lo || *n >= MAX_ROOTS) return;
   v[(*n)++] = (range_t){lo, hi};
@@ -713,9 +711,7 @@ void ga__gc_mark_concurrent(int nworkers) {
 static void rescan_all(rescan_ctx *rc) {
   uintptr_t lo = atomic_load(&ga__heapMin), hi = atomic_load(&ga__heapMax);
   for (uintptr_t a = lo; a < hi; a += GA_ARENA_BYTES) {
-    if (atomic_load(&ga__arenas[(a >> GA_ARENA_SHIFT) & (GA_ARENA_L2_ENTRIES - 1)]) == NULL)
-      continue;
-    rescan_written(a, a + GA_ARENA_BYTES, rc);
+    if (ga__arenaOf(a) != NULL) rescan_written(a, a + GA_ARENA_BYTES, rc);
   }
 }
 

@@ -227,9 +227,8 @@ static void map_pages(mspan *s, bool in_use) {
   bool scan = !(s->spanclass & 1); /* pointer-free pages are never protected */
   uintptr_t p = s->startAddr, end = p + s->npages * GA_PAGE_SIZE;
   for (; p < end; p += GA_PAGE_SIZE) {
-    heapArena *ha = atomic_load_explicit(&ga__arenas[p >> GA_ARENA_SHIFT],
-                                         memory_order_relaxed);
-    uintptr_t i = (p >> GA_PAGE_SHIFT) & (GA_PAGES_PER_ARENA - 1);
+    heapArena *ha = ga__arenaOf(p);
+    uintptr_t i = ga__arenaPage(p);
     if (in_use) atomic_store_explicit(&ha->spans[i], ga__spanEntry(s), memory_order_relaxed);
     if (!scan) continue;
     _Atomic uint64_t *w = &ha->pageScan[i / 64];
@@ -386,8 +385,7 @@ __attribute__((no_sanitize("thread")))
 static void walk_spans(void (*fn)(mspan *s, void *arg), void *arg) {
   uintptr_t min = atomic_load(&ga__heapMin), max = atomic_load(&ga__heapMax);
   for (uintptr_t a = min; a < max; a += GA_ARENA_BYTES) {
-    heapArena *ha = atomic_load_explicit(
-        &ga__arenas[(a >> GA_ARENA_SHIFT) & (GA_ARENA_L2_ENTRIES - 1)], memory_order_acquire);
+    heapArena *ha = ga__arenaOf(a);
     if (ha == NULL) continue;
     for (uintptr_t i = 0; i < GA_PAGES_PER_ARENA;) {
       mspan *sp = ga__spanFromEntry(atomic_load_explicit(&ha->spans[i], memory_order_relaxed));
@@ -479,8 +477,7 @@ void ga__mheap_scanRuns(int which, void (*fn)(uintptr_t lo, uintptr_t hi, void *
   uintptr_t max = atomic_load(&ga__heapMax);
   uintptr_t lo = 0, hi = 0; /* the run being extended */
   for (uintptr_t a = min; a < max; a += GA_ARENA_BYTES) {
-    heapArena *ha = atomic_load_explicit(
-        &ga__arenas[(a >> GA_ARENA_SHIFT) & (GA_ARENA_L2_ENTRIES - 1)], memory_order_acquire);
+    heapArena *ha = ga__arenaOf(a);
     if (ha == NULL) continue;
     for (unsigned w = 0; w < GA_PAGES_PER_ARENA / 64; w++) {
       uint64_t bits = atomic_load_explicit(&ha->pageScan[w], memory_order_relaxed);

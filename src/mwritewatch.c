@@ -227,16 +227,11 @@ void ga__ww_register(uintptr_t lo, uintptr_t hi) {
 #define HOT_PROBE_EVERY 16u
 #define HOT_MIN_PAGES 16u
 
-static heapArena *arena_of(uintptr_t p) {
-  return atomic_load_explicit(&ga__arenas[(p >> GA_ARENA_SHIFT) & (GA_ARENA_L2_ENTRIES - 1)],
-                              memory_order_acquire);
-}
-
 static void for_each_arena(void (*fn)(heapArena *ha)) {
   uintptr_t min = atomic_load(&ga__heapMin) & ~(GA_ARENA_BYTES - 1);
   uintptr_t max = atomic_load(&ga__heapMax);
   for (uintptr_t a = min; a < max; a += GA_ARENA_BYTES) {
-    heapArena *ha = arena_of(a);
+    heapArena *ha = ga__arenaOf(a);
     if (ha != NULL) fn(ha);
   }
 }
@@ -271,8 +266,8 @@ static void span_hot(mspan *s) {
   if (ww.nhot + s->npages > HOT_MAX) return;
   atomic_fetch_add_explicit(&hotSpans, 1, memory_order_relaxed);
   for (uintptr_t p = s->startAddr, e = p + s->npages * GA_PAGE_SIZE; p < e; p += GA_PAGE_SIZE) {
-    heapArena *ha = arena_of(p);
-    uintptr_t i = (p >> GA_PAGE_SHIFT) & (GA_PAGES_PER_ARENA - 1);
+    heapArena *ha = ga__arenaOf(p);
+    uintptr_t i = ga__arenaPage(p);
     atomic_fetch_or_explicit(&ha->pageHot[i / 64], (uint64_t)1 << (i % 64),
                              memory_order_relaxed);
   }
@@ -282,9 +277,9 @@ static void span_hot(mspan *s) {
 /* [lo, hi) was reported written by rearming scan number ww.round. */
 static void heat_note(uintptr_t lo, uintptr_t hi) {
   for (uintptr_t p = lo & ~(uintptr_t)(GA_PAGE_SIZE - 1); p < hi; p += GA_PAGE_SIZE) {
-    heapArena *ha = arena_of(p);
+    heapArena *ha = ga__arenaOf(p);
     if (ha == NULL) continue;
-    uintptr_t i = (p >> GA_PAGE_SHIFT) & (GA_PAGES_PER_ARENA - 1);
+    uintptr_t i = ga__arenaPage(p);
     uint64_t m = (uint64_t)1 << (i % 64);
     _Atomic uint64_t *warm = &ha->pageWarm[i / 64];
     uint64_t wv = atomic_load_explicit(warm, memory_order_relaxed);
@@ -307,8 +302,8 @@ static void heat_note(uintptr_t lo, uintptr_t hi) {
  * which would protect it.) */
 static bool any_hot(uintptr_t lo, uintptr_t hi) {
   for (uintptr_t p = lo; p < hi; p += GA_PAGE_SIZE) {
-    heapArena *ha = arena_of(p);
-    uintptr_t i = (p >> GA_PAGE_SHIFT) & (GA_PAGES_PER_ARENA - 1);
+    heapArena *ha = ga__arenaOf(p);
+    uintptr_t i = ga__arenaPage(p);
     if (ha != NULL &&
         (atomic_load_explicit(&ha->pageHot[i / 64], memory_order_relaxed) >> (i % 64)) & 1)
       return true;

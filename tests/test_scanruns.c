@@ -56,8 +56,8 @@ static bool in(const runs_t *r, uintptr_t a) {
 }
 
 static void set_hot(uintptr_t p, bool on) {
-  heapArena *ha = ga__arenas[(p >> GA_ARENA_SHIFT) & (GA_ARENA_L2_ENTRIES - 1)];
-  uintptr_t i = (p >> GA_PAGE_SHIFT) & (GA_PAGES_PER_ARENA - 1);
+  heapArena *ha = ga__arenaOf(p);
+  uintptr_t i = ga__arenaPage(p);
   uint64_t m = (uint64_t)1 << (i % 64);
   if (on) atomic_fetch_or(&ha->pageHot[i / 64], m);
   else atomic_fetch_and(&ha->pageHot[i / 64], ~m);
@@ -140,8 +140,8 @@ int main(void) {
   CHECK(hot.n > 0 && cold.n > 0);
   for (int i = 0; i < all->n; i++)
     for (uintptr_t p = all->lo[i]; p < all->hi[i]; p += GA_PAGE_SIZE) {
-      heapArena *ha = ga__arenas[(p >> GA_ARENA_SHIFT) & (GA_ARENA_L2_ENTRIES - 1)];
-      uintptr_t k = (p >> GA_PAGE_SHIFT) & (GA_PAGES_PER_ARENA - 1);
+      heapArena *ha = ga__arenaOf(p);
+      uintptr_t k = ga__arenaPage(p);
       bool h = (atomic_load(&ha->pageHot[k / 64]) >> (k % 64)) & 1;
       CHECKF(in(&hot, p) == h && in(&cold, p) == !h,
              "page %p (hot %d) is in the hot runs %d times, the cold runs %d", (void *)p, h,
