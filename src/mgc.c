@@ -247,16 +247,17 @@ static uint64_t expected_live(void) {
   return est > gc.heapMarked ? est : gc.heapMarked;
 }
 
-/* Pace the next cycle from what this one found live (gc.lock held).
- * A concurrent cycle must start early enough that marking ends before the
+/* Pace the next cycle from what this one found live (gc.lock held). A
+ * concurrent cycle must start early enough that marking ends before the
  * heap reaches the goal: Go's pacer estimates how much the program
  * allocates during a mark; here it is simply what it allocated during the
  * last one of the kind expected next (gc.markAlloc: a minor cycle's mark
  * is short, and pacing a major one from it started the major one late:
- * gcbench's heap ran 13 MB past its goal), plus a quarter, kept between 5 % and 95 % of
- * the runway (Go keeps 70-95 % and lets assists absorb the rest: a marker
- * that cannot keep up with the program's allocation here simply starts
- * earlier, up to right after the previous cycle, and assists do the rest). */
+ * gcbench's heap ran 13 MB past its goal), plus a quarter, kept between
+ * 5 % and 95 % of the runway (Go keeps 70-95 % and lets assists absorb the
+ * rest: a marker that cannot keep up with the program's allocation here
+ * simply starts earlier, up to right after the previous cycle, and assists
+ * do the rest). */
 static int64_t commit(uint64_t live, uint64_t basis, bool concurrent, bool minor_next) {
   gc.heapMarked = live;
   int64_t goal = heap_goal(live, basis);

@@ -603,8 +603,7 @@ void ga__gc_mark_start(void) {
  * here: queued, every marked object on the written pages of a heap being
  * built (gcbench's, binary-trees': up to 550k in one pass) took 256-512
  * work buffers, 2-4 MiB that stay with the process, where 4 had done.
- * Exact
- * "allocated" with the world stopped, through allocated_conc while it runs
+ * Exact "allocated" with the world stopped, through allocated_conc while it runs
  * (a marked slot freed since is skipped, not scanned for garbage). Pages of
  * objects allocated during the mark are written but hold no marked object
  * unless one was traced: a mark-bit word at a time is skipped. */
