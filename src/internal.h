@@ -115,7 +115,10 @@ GA_INLINE void ga__epoch_wait(_Atomic uint32_t *epoch, uint32_t *seen) {
 /* ---- spans ------------------------------------------------------------ */
 
 enum { mSpanDead = 0, mSpanInUse = 1 };
-enum { SPAN_LIST_NONE = 0, SPAN_LIST_PARTIAL, SPAN_LIST_FULL, SPAN_LIST_UNSWEPT };
+/* mspan.list: the kind of mcentral list, and (SPAN_LIST_SET) which of its
+ * two sets (mcentral.swept). */
+enum { SPAN_LIST_NONE = 0, SPAN_LIST_PARTIAL, SPAN_LIST_FULL, SPAN_LIST_KIND = 3,
+       SPAN_LIST_SET = 4 };
 
 struct mcache;
 
@@ -445,9 +448,11 @@ typedef struct mcentral {
   ga_mutex lock;
   uint8_t spanclass;
   uint8_t tiny;
-  mspan *partial;  /* spans with free slots (may have pending remote frees) */
-  mspan *full;     /* spans with no free slot when last looked at */
-  mspan *unswept;  /* not yet swept this cycle */
+  /* Two sets of lists, Go's: [swept] holds the spans swept this cycle,
+   * [swept ^ 1] those not yet swept; mark termination flips `swept`. */
+  mspan *partial[2]; /* spans with free slots (may have pending remote frees) */
+  mspan *full[2];    /* spans with no free slot when last looked at */
+  uint8_t swept;
   uintptr_t nspans;
   uint32_t fullSkips; /* cacheSpan calls that skipped the full list */
 } mcentral;

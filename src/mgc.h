@@ -148,8 +148,9 @@ extern _Atomic uintptr_t ga__heapMin, ga__heapMax;
 
 /* ---- sweeping (mgcsweep.c) --------------------------------------------- */
 
-/* At mark termination (world stopped): sweep every cached span now, turn
- * every other listed span into "unswept", and set the pacing ratio. */
+/* At mark termination (world stopped): sweep every cached span now, make
+ * every other listed span unswept (mcentral's set flip), and set the pacing
+ * ratio. */
 void ga__gc_sweep_start(uint64_t heapLive, uint64_t trigger);
 /* Sticky marks (mgc.c, minor cycles) are possible: set once at heap init
  * (GOALLOC_GC_GENERATIONAL and the write watch). */

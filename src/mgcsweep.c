@@ -4,7 +4,7 @@
  *
  * sweepgen (h = ga__sweepgen_h, +2 per cycle, with the world stopped): a
  * span whose sweepgen is h-2 needs sweeping; h is swept. Every listed span
- * is in an mcentral's `unswept` list from mark termination until swept, and
+ * is in its mcentral's unswept set from mark termination until swept, and
  * is swept under that mcentral's lock, so "being swept" (Go's h-1) is the
  * lock itself. Goalloc needs no h+1 / h+3 states: spans in caches are swept
  * by the collector at mark termination, before any thread allocates again
