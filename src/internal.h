@@ -216,6 +216,10 @@ typedef struct mspan {
   uint8_t tiny;          /* holds tiny blocks (see GA_TINY_CENTRAL) */
   uint8_t list;          /* SPAN_LIST_*: which mcentral list holds it */
   uint8_t specials;      /* an object here has a finalizer (mfinal.c) */
+  /* 0 only while no mark byte is set (set before the first mark, cleared
+   * with all of them): the rescan of written pages skips a span with no
+   * mark, such as every span the program filled during the mark. */
+  _Atomic uint8_t anyMarked;
   _Atomic uint8_t state;          /* mSpanDead / mSpanInUse, set last */
   /* Seqlock over the window (cache, freeindex, allocBits of the window):
    * odd while the caching thread moves the window, so that another thread
@@ -561,7 +565,9 @@ GA_INLINE bool ga__isMarked(const mspan *s, uintptr_t idx) {
 /* Clear every mark of s (its owner, an mcentral lock holder, or the
  * collector). */
 GA_INLINE void ga__markClear(mspan *s) {
+  if (!atomic_load_explicit(&s->anyMarked, memory_order_relaxed)) return;
   memset((void *)s->gcmarkBytes, 0, ((s->nelems + 63u) & ~63u));
+  atomic_store_explicit(&s->anyMarked, 0, memory_order_relaxed);
 }
 /* Clear the marks of the slots of word w whose bits are set in `bits`. */
 GA_INLINE void ga__markClearBits(mspan *s, unsigned w, uint64_t bits) {

@@ -78,8 +78,12 @@ greyobject_t(uint64_t *bytes, uintptr_t p, uintptr_t *end, bool conc) {
   if (conc ? !allocated_conc(s, idx) : !ga__span_isAllocated(s, idx))
     return 0;
   /* A plain store: two markers that race here both scan the object (and
-   * both count it: bytesMarked may run a little over, never under). */
-  atomic_store_explicit(mb, 1, memory_order_relaxed);
+   * both count it: bytesMarked may run a little over, never under).
+   * anyMarked first, then the mark (release): a rescan that reads
+   * anyMarked 0 (acquire) could not have seen the mark either. */
+  if (!atomic_load_explicit(&s->anyMarked, memory_order_relaxed))
+    atomic_store_explicit(&s->anyMarked, 1, memory_order_relaxed);
+  atomic_store_explicit(mb, 1, memory_order_release);
   *bytes += s->elemsize;
   if (s->spanclass & 1) return 0; /* noscan: black at once, never scanned */
   uintptr_t base = s->startAddr + idx * s->elemsize;
@@ -606,7 +610,8 @@ void ga__gc_mark_start(void) {
  * Exact "allocated" with the world stopped, through allocated_conc while it runs
  * (a marked slot freed since is skipped, not scanned for garbage). Pages of
  * objects allocated during the mark are written but hold no marked object
- * unless one was traced: a mark-bit word at a time is skipped. */
+ * unless one was traced: a span with no mark at all is skipped whole
+ * (anyMarked), else a mark word at a time. */
 typedef struct {
   gcw *g;
   bool conc;
@@ -638,7 +643,7 @@ static void rescan_written(uintptr_t lo, uintptr_t hi, void *arg) {
     }
     uintptr_t send = s->startAddr + s->npages * GA_PAGE_SIZE;
     uintptr_t b = hi < send ? hi : send;
-    if (!(s->spanclass & 1)) {
+    if (!(s->spanclass & 1) && atomic_load_explicit(&s->anyMarked, memory_order_acquire)) {
       if (s->divMul == 0) { /* large: only the written part can be new */
         if (ga__isMarked(s, 0) &&
             (rc->conc ? allocated_conc(s, 0) : ga__span_isAllocated(s, 0)))

@@ -297,6 +297,7 @@ mspan *ga__mheap_alloc(uintptr_t npages, uintptr_t align_pages, unsigned spc,
   atomic_store_explicit(&s->sweepgen, atomic_load(&ga__sweepgen_h),
                         memory_order_relaxed);
   s->specials = 0;
+  atomic_store_explicit(&s->anyMarked, 0, memory_order_relaxed); /* bits zeroed */
   ga__span_allocBits(s);
   if (s->allocBits == NULL) {
     ga__fixalloc_free(&mheap_.spanalloc, s);
