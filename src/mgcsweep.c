@@ -80,9 +80,11 @@ bool ga__sweep_span_locked(mspan *s, bool preserve) {
   if (atomic_load_explicit(&s->sweepgen, memory_order_relaxed) == h) return false;
   ga__span_collect(s);
   unsigned nw = (s->nelems + 63u) / 64u, freed = 0;
+  /* No mark at all (a span whose objects all died): no mark bytes to read. */
+  bool marked = atomic_load_explicit(&s->anyMarked, memory_order_relaxed);
   for (unsigned w = 0; w < nw; w++) {
     uint64_t a = ga__loadBits(&s->allocBits[w]);
-    uint64_t m = ga__markWord(s, w);
+    uint64_t m = marked ? ga__markWord(s, w) : 0;
     freed += (unsigned)ga__popcount64(a & ~m);
     vg_dead(s, w, a & ~m);
     ga__storeBits(&s->allocBits[w], a & m);
@@ -107,8 +109,9 @@ bool ga__sweep_span_locked(mspan *s, bool preserve) {
 static void sweep_cached(mspan *s, void *arg) {
   (void)arg;
   unsigned nw = (s->nelems + 63u) / 64u, w0 = s->freeindex >> 6;
+  bool marked = atomic_load_explicit(&s->anyMarked, memory_order_relaxed);
   for (unsigned w = 0; w < nw; w++) {
-    uint64_t m = ga__markWord(s, w);
+    uint64_t m = marked ? ga__markWord(s, w) : 0;
     uint64_t fb = ga__loadBits(&s->freeBits[w]);
     uint64_t truth = w == w0
         ? ~ga__loadBits(&s->allocCache) & ga__windowValid(s, w)
