@@ -216,16 +216,19 @@ typedef struct mspan {
   uint8_t tiny;          /* holds tiny blocks (see GA_TINY_CENTRAL) */
   uint8_t list;          /* SPAN_LIST_*: which mcentral list holds it */
   uint8_t specials;      /* an object here has a finalizer (mfinal.c) */
-  /* 0 only while no mark byte is set (set before the first mark, cleared
-   * with all of them): the rescan of written pages skips a span with no
-   * mark, such as every span the program filled during the mark. */
-  _Atomic uint8_t anyMarked;
   _Atomic uint8_t state;          /* mSpanDead / mSpanInUse, set last */
   /* Seqlock over the window (cache, freeindex, allocBits of the window):
    * odd while the caching thread moves the window, so that another thread
    * validating a free reads a consistent picture (ga__span_isLive). */
   _Atomic uint32_t windowSeq;
   _Atomic uint32_t sweepgen; /* Go's meaning; see mgcsweep.c */
+  /* 0 only while no mark byte is set (set before the first mark, cleared
+   * with all of them): the rescan of written pages skips a span with no
+   * mark, such as every span the program filled during the mark. In an
+   * 8-byte word of its own: the collector writes it while the program
+   * runs, and compilers read neighbouring small fields 8 bytes at a time
+   * (ThreadSanitizer then reports the merged read as a race). */
+  _Alignas(8) _Atomic uint8_t anyMarked;
 } __attribute__((aligned(64))) mspan;
 
 _Static_assert(sizeof(mspan) == 192, "mspan: three cache lines");
