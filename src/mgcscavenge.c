@@ -177,7 +177,9 @@ typedef struct region_arena {
   region r[REGIONS_PER_ARENA];
 } region_arena;
 
-enum { THREAD_NONE = 0, THREAD_STARTING, THREAD_RUNNING, THREAD_FAILED };
+/* THREAD_STOPPED: stopped on request (ga__scavenger_stop); the next span
+ * free or heap growth starts it again. */
+enum { THREAD_NONE = 0, THREAD_STARTING, THREAD_RUNNING, THREAD_FAILED, THREAD_STOPPED };
 enum mode { MODE_IDLE, MODE_GOAL, MODE_FORCE };
 
 static struct {
@@ -192,6 +194,8 @@ static struct {
   _Atomic uint64_t events;   /* span allocations and frees (activity) */
   _Atomic uintptr_t heapLo, heapHi; /* bounds of every span allocated */
   _Atomic int thread;        /* THREAD_* */
+  _Atomic int exitRequested; /* ga__scavenger_stop: the thread returns */
+  pthread_t tid;             /* joinable, for ga__scavenger_stop */
   _Atomic uint32_t wake;     /* futex word, bumped by every wake-up */
   _Atomic int sleepingLong;  /* the thread sleeps with no region waiting
                                 and a quiet heap: a span free wakes it */
@@ -348,18 +352,25 @@ bool ga__scav_free_locked(mspan *s) {
   /* Wake the thread if it sleeps with nothing pending, or if this free
    * leaves memory to release for the limit or the goal; at most once per
    * round of the thread (kicked is cleared when a round starts). */
+  int thread = atomic_load_explicit(&sc.thread, memory_order_relaxed);
+  if (thread == THREAD_STOPPED) return true; /* start it again */
   if ((atomic_load_explicit(&sc.sleepingLong, memory_order_relaxed) ||
        over_bg_goals_locked()) &&
-      atomic_load_explicit(&sc.thread, memory_order_relaxed) == THREAD_RUNNING &&
+      thread == THREAD_RUNNING &&
       !atomic_exchange_explicit(&sc.kicked, 1, memory_order_relaxed))
     return true;
   return false;
 }
 
+static void start_thread(void);
+
 void ga__scavenger_wake(void) {
   atomic_fetch_add_explicit(&sc.wake, 1, memory_order_release);
-  if (atomic_load_explicit(&sc.thread, memory_order_acquire) == THREAD_RUNNING)
+  int thread = atomic_load_explicit(&sc.thread, memory_order_acquire);
+  if (thread == THREAD_RUNNING)
     ga__sys_futex_wake((uint32_t *)&sc.wake, 1);
+  else if (thread == THREAD_STOPPED)
+    start_thread();
 }
 
 /* ---- releasing ---------------------------------------------------------- */
@@ -674,15 +685,32 @@ static void *scavenger_main(void *arg) {
     ga__mheap_unlock();
     int64_t left = until - ga__sys_nanotime();
     if (left < MIN_SLEEP_NS) left = MIN_SLEEP_NS;
-    ga__sys_futex_wait_ns((uint32_t *)&sc.wake, seq, left);
+    if (!atomic_load_explicit(&sc.exitRequested, memory_order_acquire))
+      ga__sys_futex_wait_ns((uint32_t *)&sc.wake, seq, left);
+    if (atomic_load_explicit(&sc.exitRequested, memory_order_acquire)) return NULL;
   }
-  return NULL;
 }
 
 static void after_fork_child(void) {
   /* The thread did not survive the fork: the next growth starts another. */
   atomic_store(&sc.thread, THREAD_NONE);
   atomic_store(&sc.sleepingLong, 0);
+}
+
+/* Stop the thread and wait for it to end (the malloc drop-in's unshare and
+ * setns wrappers: the kernel refuses to move a process with a second thread
+ * into a new user namespace). It starts again at the next span free or
+ * heap growth. The caller must not hold the heap lock. */
+bool ga__scavenger_stop(void) {
+  int expect = THREAD_RUNNING;
+  if (!atomic_compare_exchange_strong(&sc.thread, &expect, THREAD_STARTING)) return false;
+  atomic_store_explicit(&sc.exitRequested, 1, memory_order_release);
+  atomic_fetch_add_explicit(&sc.wake, 1, memory_order_release);
+  ga__sys_futex_wake((uint32_t *)&sc.wake, 1);
+  pthread_join(sc.tid, NULL);
+  atomic_store_explicit(&sc.exitRequested, 0, memory_order_relaxed);
+  atomic_store(&sc.thread, THREAD_STOPPED);
+  return true;
 }
 
 /* Private cache for the allocations pthread_create makes on our behalf (see
@@ -695,7 +723,10 @@ static mcache boot_cache = {
 /* Create the thread, or fail for good. Never called with a heap lock held. */
 static void start_thread(void) {
   int expect = THREAD_NONE;
-  if (!atomic_compare_exchange_strong(&sc.thread, &expect, THREAD_STARTING)) return;
+  if (!atomic_compare_exchange_strong(&sc.thread, &expect, THREAD_STARTING)) {
+    expect = THREAD_STOPPED;
+    if (!atomic_compare_exchange_strong(&sc.thread, &expect, THREAD_STARTING)) return;
+  }
   if (!ga__option_get(GA_OPT_SCAVENGE)) {
     atomic_store(&sc.thread, THREAD_FAILED); /* disabled: never retried */
     return;
@@ -711,9 +742,9 @@ static void start_thread(void) {
   pthread_t t;
   int err = -1;
   if (pthread_attr_init(&attr) == 0) {
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
+    pthread_attr_setstacksize(&attr, 256 * 1024); /* joinable: see stop */
     err = ga__pthread_create_raw(&t, &attr, scavenger_main, NULL);
+    if (err == 0) sc.tid = t;
     pthread_attr_destroy(&attr);
   }
   pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -739,9 +770,8 @@ void ga__scav_after_alloc(void) {
   uintptr_t growth = sc.pendingGrowth;
   sc.pendingGrowth = 0;
   ga__mheap_unlock();
-  if (atomic_load_explicit(&sc.thread, memory_order_relaxed) == THREAD_NONE &&
-      growth != 0)
-    start_thread();
+  int thread = atomic_load_explicit(&sc.thread, memory_order_relaxed);
+  if ((thread == THREAD_NONE || thread == THREAD_STOPPED) && growth != 0) start_thread();
   uint64_t n = meet_goals(true, growth);
   account(n, true);
   if (n != 0 && ga__option_trace(GA_TRACE_SCAV)) ga__scavenger_wake();

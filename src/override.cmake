@@ -35,7 +35,8 @@ set_target_properties(goalloc_override_shared PROPERTIES
   OUTPUT_NAME goalloc-override
   LINKER_LANGUAGE C)
 target_link_libraries(goalloc_override_shared PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
-# Exports: the malloc family and operators new/delete, nothing else. Not the
+# Exports: the malloc family and operators new/delete, and the unshare and
+# setns wrappers that stop the scavenger thread (override.c), nothing else. Not the
 # ga_* API: a program linked with libgoalloc.so keeps that library's heap
 # (with its collector) for ga_malloc even when this one is preloaded. Not the
 # core's pthread_create interposer either (it only serves the collector).
@@ -44,7 +45,7 @@ file(WRITE ${GA_OVR_MAP} "{
   global:
     malloc; free; calloc; realloc; reallocarray; cfree;
     posix_memalign; aligned_alloc; memalign; valloc; pvalloc;
-    malloc_usable_size;
+    malloc_usable_size; unshare; setns;
     __libc_malloc; __libc_free; __libc_calloc; __libc_realloc;
     __libc_memalign; __libc_valloc; __libc_pvalloc;
     _Znwm; _Znam; _ZnwmRKSt9nothrow_t; _ZnamRKSt9nothrow_t;
@@ -93,6 +94,8 @@ target_link_libraries(override_fork PRIVATE Threads::Threads)
 add_executable(override_threads ${GA_OVR_TESTS}/many_threads.c)
 target_link_libraries(override_threads PRIVATE Threads::Threads)
 
+add_executable(override_ns_solo ${GA_OVR_TESTS}/ns_solo.c)
+
 # Link-time replacement of a C program: --whole-archive so that malloc is
 # replaced even in a program that never names it (docs/override.md).
 add_executable(override_static_link ${GA_OVR_TESTS}/static_link.c)
@@ -104,7 +107,7 @@ target_link_libraries(override_static_link PRIVATE
   Threads::Threads)
 
 set(GA_OVR_CASES python sqlite git gcc sort xz cxx_threads cxx_threads_static
-  fork threads static_link)
+  fork threads static_link ns_solo)
 foreach(case ${GA_OVR_CASES})
   add_test(NAME override_${case}
     COMMAND bash ${GA_OVR_TESTS}/run.sh ${case}

@@ -233,6 +233,11 @@ threads)
   body() { "$BIN"; }
   min_allocs=1000000
   ;;
+ns_solo)
+  plain_bin=$bindir/override_ns_solo ga_bin=$plain_bin
+  body() { "$BIN"; }
+  min_allocs=100000
+  ;;
 static_link)
   # Only meaningful linked with libgoalloc-override.a: it checks with ga_owns
   # that libc's own allocations are goalloc objects. The plain run prints
