@@ -193,8 +193,10 @@ static void print_trace(uint64_t n, int64_t start, int64_t stw, int64_t mark,
 
 /* Markers: the stop-the-world phases use every core once the heap is big
  * enough to pay for waking helpers (measured when marks were atomic
- * bits: binary-trees with 2 MiB live ran faster with one marker); the concurrent
- * phase leaves the program three quarters of the cores (Go's 25 %). */
+ * bits: binary-trees with 2 MiB live ran faster with one marker); below
+ * that a mark starts alone and wakes them if it turns out long (mgcmark.c
+ * recruit_helpers). The concurrent phase leaves the program three quarters
+ * of the cores (Go's 25 %). */
 static int stw_workers(void) {
   if (gc.heapMarked < (32u << 20)) return 1;
   int n = ga__sys_ncpu();
