@@ -178,7 +178,8 @@ typedef struct region_arena {
 } region_arena;
 
 /* THREAD_STOPPED: stopped on request (ga__scavenger_stop); the next span
- * free or heap growth starts it again. */
+ * the heap hands out starts it again (ga__scav_after_alloc, which runs with
+ * no lock held: pthread_create allocates). */
 enum { THREAD_NONE = 0, THREAD_STARTING, THREAD_RUNNING, THREAD_FAILED, THREAD_STOPPED };
 enum mode { MODE_IDLE, MODE_GOAL, MODE_FORCE };
 
@@ -325,7 +326,9 @@ bool ga__scav_alloc_locked(mspan *s) {
     atomic_store_explicit(&sc.heapHi, end, memory_order_relaxed);
   note_growth_locked();
   bool grew = sc.pendingGrowth != 0;
-  if (grew && atomic_load_explicit(&sc.thread, memory_order_relaxed) == THREAD_NONE &&
+  int thread = atomic_load_explicit(&sc.thread, memory_order_relaxed);
+  if (thread == THREAD_STOPPED) return true; /* start it again */
+  if (grew && thread == THREAD_NONE &&
       (uint64_t)ga__pages_total_count() * GA_PAGE_SIZE > START_BYTES)
     return true;
   if (over_goals_locked(grew)) return true;
@@ -352,25 +355,18 @@ bool ga__scav_free_locked(mspan *s) {
   /* Wake the thread if it sleeps with nothing pending, or if this free
    * leaves memory to release for the limit or the goal; at most once per
    * round of the thread (kicked is cleared when a round starts). */
-  int thread = atomic_load_explicit(&sc.thread, memory_order_relaxed);
-  if (thread == THREAD_STOPPED) return true; /* start it again */
   if ((atomic_load_explicit(&sc.sleepingLong, memory_order_relaxed) ||
        over_bg_goals_locked()) &&
-      thread == THREAD_RUNNING &&
+      atomic_load_explicit(&sc.thread, memory_order_relaxed) == THREAD_RUNNING &&
       !atomic_exchange_explicit(&sc.kicked, 1, memory_order_relaxed))
     return true;
   return false;
 }
 
-static void start_thread(void);
-
 void ga__scavenger_wake(void) {
   atomic_fetch_add_explicit(&sc.wake, 1, memory_order_release);
-  int thread = atomic_load_explicit(&sc.thread, memory_order_acquire);
-  if (thread == THREAD_RUNNING)
+  if (atomic_load_explicit(&sc.thread, memory_order_acquire) == THREAD_RUNNING)
     ga__sys_futex_wake((uint32_t *)&sc.wake, 1);
-  else if (thread == THREAD_STOPPED)
-    start_thread();
 }
 
 /* ---- releasing ---------------------------------------------------------- */
@@ -699,8 +695,8 @@ static void after_fork_child(void) {
 
 /* Stop the thread and wait for it to end (the malloc drop-in's unshare and
  * setns wrappers: the kernel refuses to move a process with a second thread
- * into a new user namespace). It starts again at the next span free or
- * heap growth. The caller must not hold the heap lock. */
+ * into a new user namespace). It starts again with the next span the heap
+ * hands out. The caller must hold no heap or mcentral lock. */
 bool ga__scavenger_stop(void) {
   int expect = THREAD_RUNNING;
   if (!atomic_compare_exchange_strong(&sc.thread, &expect, THREAD_STARTING)) return false;
@@ -771,7 +767,7 @@ void ga__scav_after_alloc(void) {
   sc.pendingGrowth = 0;
   ga__mheap_unlock();
   int thread = atomic_load_explicit(&sc.thread, memory_order_relaxed);
-  if ((thread == THREAD_NONE || thread == THREAD_STOPPED) && growth != 0) start_thread();
+  if (thread == THREAD_STOPPED || (thread == THREAD_NONE && growth != 0)) start_thread();
   uint64_t n = meet_goals(true, growth);
   account(n, true);
   if (n != 0 && ga__option_trace(GA_TRACE_SCAV)) ga__scavenger_wake();

@@ -296,8 +296,8 @@ OVR_EXPORT void *__libc_pvalloc(size_t size) { return pvalloc(size); }
  * and setns fail with EINVAL otherwise), and so does setns into a mount
  * namespace (the threads share one fs_struct). A program that grew its heap
  * past 4 MiB has a second thread under goalloc, the scavenger: these
- * wrappers stop it first (it starts again at the next span free or heap
- * growth). Its exit is seen by pthread_join a moment before the kernel
+ * wrappers stop it first (it starts again when the heap next hands out a
+ * span). Its exit is seen by pthread_join a moment before the kernel
  * removes it from the thread group, so an EINVAL right after the stop is
  * retried for up to 10 ms; a program with threads of its own still gets
  * EINVAL, as without goalloc. */
