@@ -44,10 +44,14 @@ void ga__bits_init(void) {
     ga__fixalloc_init(&bits_pool[i], (size_t)(2 * 8 + 64) * (size_t)(i + 1));
 }
 
+/* The pool of s's block: by its words per map (nelems >= 1, fixed for the
+ * span's life). */
+static fixalloc *pool_of(const mspan *s) { return &bits_pool[(s->nelems + 63u) / 64u - 1]; }
+
 /* Heap lock held. */
 void ga__span_allocBits(mspan *s) {
-  unsigned nw = (s->nelems + 63u) / 64u; /* nelems >= 1, fixed for the span's life */
-  _Atomic uint64_t *b = ga__fixalloc_alloc(&bits_pool[nw - 1]); /* zeroed */
+  unsigned nw = (s->nelems + 63u) / 64u;
+  _Atomic uint64_t *b = ga__fixalloc_alloc(pool_of(s)); /* zeroed */
   if (b == NULL) {
     s->allocBits = s->freeBits = NULL;
     s->gcmarkBytes = NULL;
@@ -60,7 +64,7 @@ void ga__span_allocBits(mspan *s) {
 
 /* Heap lock held. */
 void ga__span_freeBitsStorage(mspan *s) {
-  ga__fixalloc_free(&bits_pool[(s->nelems + 63u) / 64u - 1], (void *)s->allocBits);
+  ga__fixalloc_free(pool_of(s), (void *)s->allocBits);
 }
 
 /* Inlined into nextWindow, which runs about every second malloc in churn. */

@@ -199,8 +199,7 @@ static void print_trace(uint64_t n, int64_t start, int64_t stw, int64_t mark,
  * of the cores (Go's 25 %). */
 static int stw_workers(void) {
   if (gc.heapMarked < (32u << 20)) return 1;
-  int n = ga__sys_ncpu();
-  return n > 8 ? 8 : n;
+  return ga__gc_all_markers();
 }
 static int concurrent_workers(void) {
   if (gc.heapMarked < (32u << 20)) return 1;
@@ -382,7 +381,7 @@ static void gc_cycle_body(bool forced) {
     t3 = ga__sys_nanotime();
     ga__stop_the_world();
     /* Every core: the final drain traces what is young and reachable. */
-    workers = ga__sys_ncpu() > 8 ? 8 : ga__sys_ncpu();
+    workers = ga__gc_all_markers();
     marked = ga__gc_mark_terminate(workers);
   } else {
     t2 = t3 = ga__sys_nanotime();

@@ -106,6 +106,12 @@ void ga__mcache_for_each_all(void (*fn)(mcache *c, void *arg), void *arg);
  * the roots, finishes; returns bytes marked. */
 void ga__gc_mark_start(void);
 void ga__gc_mark_concurrent(int nworkers);
+/* Markers for a stop-the-world drain on every core: the CPU count, at
+ * most 8. */
+GA_INLINE int ga__gc_all_markers(void) {
+  int n = ga__sys_ncpu();
+  return n > 8 ? 8 : n;
+}
 uint64_t ga__gc_mark_terminate(int nworkers);
 /* A mutator past the goal helps the running concurrent drain (see
  * mgcmark.c). False if there was none to join; then, if `wait`, it waits

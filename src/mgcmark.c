@@ -524,8 +524,7 @@ static void drain_parallel_j(gcw *g, int nworkers, bool joinable) {
     ga__sys_futex_wake((uint32_t *)&helper_epoch, INT32_MAX);
   }
   if (nh == 0 && !joinable) {
-    int n = ga__sys_ncpu();
-    g->recruit = (n > 8 ? 8 : n) - 1;
+    g->recruit = ga__gc_all_markers() - 1;
     g->scans = 0;
   }
   drain(g);

@@ -699,6 +699,7 @@ static void after_fork_child(void) {
  * hands out. The caller must hold no heap or mcentral lock. */
 bool ga__scavenger_stop(void) {
   int expect = THREAD_RUNNING;
+  /* STARTING while it stops: nobody starts or wakes it meanwhile. */
   if (!atomic_compare_exchange_strong(&sc.thread, &expect, THREAD_STARTING)) return false;
   atomic_store_explicit(&sc.exitRequested, 1, memory_order_release);
   atomic_fetch_add_explicit(&sc.wake, 1, memory_order_release);
