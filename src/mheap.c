@@ -423,8 +423,15 @@ static void clear_marks(mspan *s, void *arg) {
 }
 
 /* A major cycle with sticky marks, before it marks (world running, sweep
- * finished: nothing else writes marks now). */
+ * finished: nothing else writes marks now). Every span was swept under its
+ * mcentral's lock, but the sweep's end is seen through a relaxed counter
+ * (mgcsweep.c ga__sweepone): taking each lock once orders the sweepers'
+ * reads of the marks before this clear (ThreadSanitizer reported the
+ * background sweeper's read against the memset, 1 run in about 10 of
+ * test_gc_stress). */
 void ga__mheap_clearAllMarks(void) {
+  ga__mcentral_lockAll();
+  ga__mcentral_unlockAll();
   ga_mutex_lock(&mheap_.lock);
   walk_spans(clear_marks, NULL);
   ga_mutex_unlock(&mheap_.lock);
