@@ -15,7 +15,7 @@ way, 0.96 the other; docs/design.md, "The final pause, taken apart"). For
 each variant it prints the median time (the workload's own time_ms line),
 the median of its per-round ratios to the first variant with their range,
 and, when the workload reports them, the median longest pause and total
-pause (gc_pause_max_ms, gc_pause_total_ms) and the peak RSS (from wait4).
+pause (gc_pause_max_ms, gc_pause_total_ms) and the peak RSS (the child's own, through bench/launch.c).
 A failed run (exit status not 0) stops everything.
 """
 import os
@@ -23,16 +23,31 @@ import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
+
+
+# Linux carries a process's peak RSS over an exec, so a child started
+# straight from this Python process (about 15 MiB) reports at least that
+# much: every variant of a small workload read 14.4 MiB. bench_launch (a
+# few hundred KB, bench/launch.c) runs the child and reports its own peak.
+LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                        "bench", "build", "bench", "bench_launch")
 
 
 def run(cmd):
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        sys.exit("ab: %s failed (%d):\n%s" % (" ".join(cmd), proc.returncode, out[-2000:]))
-    got = {"rss_mib": usage.ru_maxrss / 1024.0}
+    launcher = os.environ.get("AB_LAUNCHER", LAUNCHER)
+    if not os.access(launcher, os.X_OK):
+        sys.exit("ab: no %s (build it: cmake --build bench/build --target bench_launch, "
+                 "or set AB_LAUNCHER)" % launcher)
+    with tempfile.NamedTemporaryFile("r", prefix="ab-", suffix=".res") as res:
+        proc = subprocess.run([launcher, "-o", res.name, "--"] + cmd,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        out = proc.stdout
+        fields = dict(kv.split("=", 1) for kv in res.read().split())
+    if proc.returncode != 0 or fields.get("status") != "0":
+        sys.exit("ab: %s failed (%s):\n%s" % (" ".join(cmd), fields or proc.returncode,
+                                               out[-2000:]))
+    got = {"rss_mib": int(fields["maxrss_kb"]) / 1024.0}
     for line in out.splitlines():
         key, _, val = line.partition(":")
         if key in ("time_ms", "gc_pause_max_ms", "gc_pause_total_ms"):
