@@ -15,8 +15,9 @@ way, 0.96 the other; docs/design.md, "The final pause, taken apart"). For
 each variant it prints the median time (the workload's own time_ms line),
 the median of its per-round ratios to the first variant with their range,
 and, when the workload reports them, the median longest pause and total
-pause (gc_pause_max_ms, gc_pause_total_ms) and the peak RSS (the child's own, through bench/launch.c).
-A failed run (exit status not 0) stops everything.
+pause (gc_pause_max_ms, gc_pause_total_ms) and the peak RSS (the child's
+own: each run goes through bench_launch, bench/launch.c, which must be
+built). A failed run (exit status not 0) stops everything.
 """
 import os
 import shlex
