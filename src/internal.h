@@ -633,6 +633,7 @@ bool ga__scav_free_locked(mspan *s);   /* true: ga__scavenger_wake() */
 void ga__scav_after_alloc(void);       /* start the thread; eager release */
 void ga__scavenger_wake(void);         /* re-read goals and settings now */
 bool ga__scavenger_stop(void);         /* end the thread until a span is made */
+bool ga__scavenger_running(void);      /* its thread runs now */
 
 /* The collector, at the end of each cycle (Go's gcPaceScavenger): the
  * retained heap should come down to heap_inuse * heap_goal / last_heap_goal

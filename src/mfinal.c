@@ -40,6 +40,11 @@ static frec *queue;
 static size_t qcap, qlen;
 static _Atomic uint32_t qepoch;
 static _Atomic int runner_started;
+/* Its thread runs (runner_tid, joinable: ga__final_runner_stop); 0 in a
+ * fork child, where runner_started may be 1 with no thread. */
+static _Atomic int runner_alive;
+static _Atomic int runner_exit;
+static pthread_t runner_tid;
 
 static size_t hash(uintptr_t p) { return (size_t)((p >> 4) * 0x9e3779b97f4a7c15ull); }
 
@@ -75,6 +80,14 @@ static void remove_rec(frec *r) {
 
 static void *run_finalizers(void *arg);
 
+static void start_runner(void) {
+  int expect = 0;
+  if (!atomic_compare_exchange_strong(&runner_started, &expect, 1)) return;
+  /* Our pthread_create: the runner is registered (finalizers allocate). */
+  if (pthread_create(&runner_tid, NULL, run_finalizers, NULL) == 0)
+    atomic_store_explicit(&runner_alive, 1, memory_order_release);
+}
+
 int ga_set_finalizer(void *obj, void (*fn)(void *obj, void *arg), void *arg) {
   uintptr_t base;
   mspan *s = ga__findObject((uintptr_t)obj, &base);
@@ -100,14 +113,7 @@ int ga_set_finalizer(void *obj, void (*fn)(void *obj, void *arg), void *arg) {
   ga_mutex_unlock(&final_lock);
   if (fn != NULL && ret == 0 && !s->specials) ga__mcentral_markSpecial(s);
   ga__slow_leave();
-  if (fn != NULL && ret == 0) {
-    int expect = 0;
-    if (atomic_compare_exchange_strong(&runner_started, &expect, 1)) {
-      pthread_t t;
-      /* Our pthread_create: the runner is registered (finalizers allocate). */
-      if (pthread_create(&t, NULL, run_finalizers, NULL) == 0) pthread_detach(t);
-    }
-  }
+  if (fn != NULL && ret == 0) start_runner();
   return ret;
 }
 
@@ -167,6 +173,7 @@ static void *run_finalizers(void *arg) {
   (void)arg;
   uint32_t seen = 0;
   for (;;) {
+    if (atomic_load_explicit(&runner_exit, memory_order_acquire)) return NULL;
     ga__slow_enter();
     ga_mutex_lock(&final_lock);
     frec r = {0, NULL, NULL};
@@ -186,6 +193,34 @@ static void *run_finalizers(void *arg) {
     seen = e;
   }
   return NULL;
+}
+
+int ga__final_runner_alive(void) {
+  return atomic_load_explicit(&runner_alive, memory_order_acquire);
+}
+
+/* End the runner (unshare and setns: solo.c) after the finalizer it is
+ * running, if any; false if there was none to stop, or if the caller is the
+ * runner itself (a finalizer calling unshare). */
+bool ga__final_runner_stop(void) {
+  if (!atomic_load_explicit(&runner_alive, memory_order_acquire) ||
+      pthread_equal(pthread_self(), runner_tid))
+    return false;
+  ga__threads_end(&runner_exit, &qepoch, &runner_tid, 1);
+  atomic_store(&runner_alive, 0);
+  atomic_store(&runner_started, 0);
+  return true;
+}
+
+/* Start it again after ga__final_runner_stop (finalizers may be queued). */
+void ga__final_runner_start(void) { start_runner(); }
+
+/* The runner did not survive the fork: the child's first finalizer (set
+ * or queued with ga__final_runner_start) starts its own. */
+void ga__final_after_fork_child(void) {
+  atomic_store(&runner_alive, 0);
+  atomic_store(&runner_exit, 0);
+  atomic_store(&runner_started, 0);
 }
 
 size_t ga__final_pending(void) {

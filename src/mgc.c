@@ -115,6 +115,8 @@ static struct {
   _Atomic uint32_t forcedReq; /* ga_collect calls so far */
   _Atomic uint32_t forcedDone;/* ga_collect calls a finished cycle covers */
   _Atomic int workerStarted;
+  _Atomic int workerExit;     /* ga__gc_threads_stop asks it to end */
+  pthread_t workerTid;
 } gc = {.trigger = 4 << 20, .goal = 4 << 20};
 
 /* Defined (as 1) only by the malloc drop-in, which runs with the collector
@@ -474,6 +476,7 @@ static void *gc_bg_worker(void *arg) {
   uint32_t seen = 0;
   for (;;) {
     ga__epoch_wait(&gc.reqEpoch, &seen);
+    if (atomic_load_explicit(&gc.workerExit, memory_order_acquire)) return NULL;
     for (;;) {
       uint32_t fr = atomic_load(&gc.forcedReq);
       bool forced = fr != atomic_load(&gc.forcedDone);
@@ -500,9 +503,8 @@ static bool worker_request(void) {
   if (!atomic_load_explicit(&gc.workerStarted, memory_order_acquire)) {
     ga_mutex_lock(&gc.lock);
     if (!atomic_load(&gc.workerStarted)) {
-      pthread_t t;
-      if (ga__pthread_create_raw(&t, NULL, gc_bg_worker, NULL) == 0) {
-        pthread_detach(t);
+      /* Joinable: ga__gc_threads_stop waits for its end. */
+      if (ga__pthread_create_raw(&gc.workerTid, NULL, gc_bg_worker, NULL) == 0) {
         atomic_store_explicit(&gc.workerStarted, 1, memory_order_release);
       }
     }
@@ -623,4 +625,27 @@ void ga__gc_fork_child(void) {
   atomic_store(&gc.running, 0);
   ga__ww_after_fork_child();
   ga__gc_mark_after_fork_child();
+  ga__bgsweep_after_fork_child();
+  ga__final_after_fork_child();
+}
+
+/* The collector's threads that run now: the worker, the mark helpers and
+ * the background sweeper (solo.c, which must know that every thread of the
+ * process but the caller is ours before it stops them). */
+int ga__gc_threads(void) {
+  return atomic_load(&gc.workerStarted) + ga__gc_helpers() + ga__bgsweep_running();
+}
+
+/* End them and wait until they have (unshare and setns: solo.c). Each
+ * starts again when next needed: the worker with the next request, the
+ * helpers with the next parallel mark, the sweeper at the next cycle's end.
+ * The worker goes first: it may be in a cycle, which starts helpers and the
+ * sweeper; it finishes that cycle, then sees the request. */
+void ga__gc_threads_stop(void) {
+  if (atomic_load_explicit(&gc.workerStarted, memory_order_acquire)) {
+    ga__threads_end(&gc.workerExit, &gc.reqEpoch, &gc.workerTid, 1);
+    atomic_store_explicit(&gc.workerStarted, 0, memory_order_release);
+  }
+  ga__gc_helpers_stop();
+  ga__bgsweep_stop();
 }

@@ -119,6 +119,31 @@ uint64_t ga__gc_mark_terminate(int nworkers);
 bool ga__gc_assist(bool wait);
 /* Forget helper threads (fork child: they do not exist there). */
 void ga__gc_mark_after_fork_child(void);
+/* End n of goalloc's own threads (tids, joinable) that wait on *epoch and
+ * return once they see *exitReq set after a wake; clears *exitReq again. */
+GA_INLINE void ga__threads_end(_Atomic int *exitReq, _Atomic uint32_t *epoch,
+                               const pthread_t *tids, int n) {
+  atomic_store_explicit(exitReq, 1, memory_order_release);
+  atomic_fetch_add_explicit(epoch, 1, memory_order_release);
+  ga__sys_futex_wake((uint32_t *)epoch, INT32_MAX);
+  for (int i = 0; i < n; i++) pthread_join(tids[i], NULL);
+  atomic_store_explicit(exitReq, 0, memory_order_relaxed);
+}
+/* Helper threads alive; end them all (no mark may run: solo.c). */
+int ga__gc_helpers(void);
+void ga__gc_helpers_stop(void);
+/* The collector's own threads (worker, helpers, background sweeper):
+ * how many run, and end them all until next needed (solo.c). */
+int ga__gc_threads(void);
+void ga__gc_threads_stop(void);
+/* Every thread goalloc runs now: the collector's, the finalizer runner,
+ * the scavenger (solo.c). */
+int ga__own_threads(void);
+/* Threads of the process (/proc/self/status, no allocation), or -1. */
+int ga__process_threads(void);
+/* End them all; true if the finalizer runner was among them (start it
+ * again with ga__final_runner_start). */
+bool ga__own_threads_stop(void);
 
 /* ---- write watch (mwritewatch.c) ---------------------------------------- */
 
@@ -184,6 +209,9 @@ bool ga__sweep_span_locked(mspan *s, bool preserve);
 void ga__deductSweepCredit(uintptr_t spanBytes, uintptr_t callerSweepPages);
 uintptr_t ga__unswept_spans(void);
 void ga__bgsweep_start(void);
+int ga__bgsweep_running(void);       /* its thread runs: 0 or 1 */
+void ga__bgsweep_stop(void);         /* end it until the next cycle's end */
+void ga__bgsweep_after_fork_child(void);
 
 /* ---- finalizers (mfinal.c) --------------------------------------------- */
 
@@ -196,5 +224,11 @@ void ga__final_forget(uintptr_t obj);
 /* Queued finalizers are roots until they have run. */
 void ga__final_mark_queued(void);
 void ga__final_wake(void);
+/* The finalizer thread: alive (0 or 1); end it (false: none, or the caller
+ * is that thread); start it again; forget it in a fork child. */
+int ga__final_runner_alive(void);
+bool ga__final_runner_stop(void);
+void ga__final_runner_start(void);
+void ga__final_after_fork_child(void);
 
 #endif /* GA_MGC_H */

@@ -324,7 +324,14 @@ static void drain(gcw *g) {
 
 static _Atomic uint32_t helper_epoch; /* bumped to start a mark phase */
 static _Atomic int helpers_running;
-static int nhelpers;
+/* Helper threads alive, and their ids (joinable: ga__gc_helpers_stop).
+ * Atomic only for ga__gc_helpers' reader on another thread; started and
+ * stopped by one thread at a time (the one running the cycle, or solo.c's
+ * caller with no cycle possible). */
+#define MAX_HELPERS 8
+static _Atomic int nhelpers;
+static pthread_t helper_tids[MAX_HELPERS];
+static _Atomic int helpers_exit;
 
 /* A helper thread's or an assist's share of a drain, with a buffer of its
  * own, returned empty at the end. */
@@ -345,6 +352,7 @@ static void *mark_helper(void *arg) {
   uint32_t seen = 0;
   for (;;) {
     ga__epoch_wait(&helper_epoch, &seen);
+    if (atomic_load_explicit(&helpers_exit, memory_order_acquire)) return NULL;
     drain_as_participant(false);
     atomic_fetch_sub_explicit(&helpers_running, 1, memory_order_release);
     ga__sys_futex_wake((uint32_t *)&helpers_running, 1);
@@ -353,12 +361,22 @@ static void *mark_helper(void *arg) {
 }
 
 static void start_helpers(int want) {
-  while (nhelpers < want) {
-    pthread_t t;
-    if (ga__pthread_create_raw(&t, NULL, mark_helper, NULL) != 0) break;
-    pthread_detach(t);
-    nhelpers++;
+  int n = atomic_load_explicit(&nhelpers, memory_order_relaxed);
+  while (n < want && n < MAX_HELPERS) {
+    if (ga__pthread_create_raw(&helper_tids[n], NULL, mark_helper, NULL) != 0) break;
+    atomic_store_explicit(&nhelpers, ++n, memory_order_release);
   }
+}
+
+int ga__gc_helpers(void) { return atomic_load_explicit(&nhelpers, memory_order_acquire); }
+
+/* No mark may be running (solo.c stops the collector's worker first, and
+ * its caller is the only other thread). */
+void ga__gc_helpers_stop(void) {
+  int n = atomic_load_explicit(&nhelpers, memory_order_acquire);
+  if (n == 0) return;
+  ga__threads_end(&helpers_exit, &helper_epoch, helper_tids, n);
+  atomic_store_explicit(&nhelpers, 0, memory_order_release);
 }
 
 /* ---- roots ---------------------------------------------------------------- */
@@ -486,7 +504,7 @@ static void recruit_helpers(gcw *g) {
   int want = g->recruit;
   g->recruit = 0;
   start_helpers(want);
-  int nh = nhelpers; /* every helper wakes on the epoch */
+  int nh = ga__gc_helpers(); /* every helper wakes on the epoch */
   if (nh == 0) return;
   ga_mutex_lock(&work.lock);
   work.nworkers += nh; /* this worker is busy: the drain cannot end here */
@@ -501,7 +519,7 @@ static void recruit_helpers(gcw *g) {
  * `joinable`: assists may join (concurrent phase). */
 static void drain_parallel_j(gcw *g, int nworkers, bool joinable) {
   if (nworkers > 1) start_helpers(nworkers - 1);
-  int nh = nworkers > 1 ? nhelpers : 0;
+  int nh = nworkers > 1 ? ga__gc_helpers() : 0;
   ga_mutex_lock(&work.lock);
   work.nworkers = nh + 1;
   work.nidle = 0;
@@ -773,7 +791,7 @@ uint64_t ga__gc_mark_terminate(int nworkers) {
 }
 
 void ga__gc_mark_after_fork_child(void) {
-  nhelpers = 0;
+  atomic_store(&nhelpers, 0);
   atomic_store(&helpers_running, 0);
   atomic_store(&work.lock.state, 0);
 }

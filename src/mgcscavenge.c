@@ -697,6 +697,10 @@ static void after_fork_child(void) {
  * setns wrappers: the kernel refuses to move a process with a second thread
  * into a new user namespace). It starts again with the next span the heap
  * hands out. The caller must hold no heap or mcentral lock. */
+bool ga__scavenger_running(void) {
+  return atomic_load_explicit(&sc.thread, memory_order_acquire) == THREAD_RUNNING;
+}
+
 bool ga__scavenger_stop(void) {
   int expect = THREAD_RUNNING;
   /* STARTING while it stops: nobody starts or wakes it meanwhile. */

@@ -44,9 +44,9 @@
  * Neither costs anything inside malloc: the counts are the core's, kept on
  * its slow paths.
  *
- * Namespaces. unshare and setns are wrapped too (end of file): entering a
- * user namespace needs a single-threaded process, and the scavenger thread
- * (mgcscavenge.c) must be stopped first.
+ * Namespaces. unshare and setns are wrapped too (solo.c, shared with
+ * libgoalloc): entering a user namespace needs a single-threaded process,
+ * and the scavenger thread (mgcscavenge.c) must be stopped first.
  *
  * Pointers not ours. With LD_PRELOAD or link-time replacement every
  * allocation the program and libc make after the loader's relocation step
@@ -290,36 +290,3 @@ OVR_EXPORT void *__libc_memalign(size_t align, size_t size) {
 OVR_EXPORT void *__libc_valloc(size_t size) { return valloc(size); }
 OVR_EXPORT void *__libc_pvalloc(size_t size) { return pvalloc(size); }
 
-/* ---- namespaces ---------------------------------------------------------- */
-
-/* Entering a new user namespace needs a single-threaded process (unshare
- * and setns fail with EINVAL otherwise), and so does setns into a mount
- * namespace (the threads share one fs_struct). A program that grew its heap
- * past 4 MiB has a second thread under goalloc, the scavenger: these
- * wrappers stop it first (it starts again when the heap next hands out a
- * span). Its exit is seen by pthread_join a moment before the kernel
- * removes it from the thread group, so an EINVAL right after the stop is
- * retried for up to 10 ms; a program with threads of its own still gets
- * EINVAL, as without goalloc. */
-#define NS_SOLO_UNSHARE (CLONE_NEWUSER | CLONE_THREAD | CLONE_SIGHAND | CLONE_VM)
-
-static long solo_syscall(long nr, long a, long b) {
-  bool stopped = ga__scavenger_stop();
-  for (int tries = 0;; tries++) {
-    long r = syscall(nr, a, b);
-    if (r == 0 || errno != EINVAL || !stopped || tries >= 100) return r;
-    usleep(100);
-  }
-}
-
-OVR_EXPORT int unshare(int flags) {
-  if (flags & NS_SOLO_UNSHARE) return (int)solo_syscall(SYS_unshare, flags, 0);
-  return (int)syscall(SYS_unshare, flags);
-}
-
-/* nstype 0 accepts a namespace of any type: it may be either. */
-OVR_EXPORT int setns(int fd, int nstype) {
-  if (nstype == 0 || (nstype & (CLONE_NEWUSER | CLONE_NEWNS)))
-    return (int)solo_syscall(SYS_setns, fd, nstype);
-  return (int)syscall(SYS_setns, fd, nstype);
-}

@@ -36,7 +36,7 @@ set_target_properties(goalloc_override_shared PROPERTIES
   LINKER_LANGUAGE C)
 target_link_libraries(goalloc_override_shared PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
 # Exports: the malloc family and operators new/delete, and the unshare and
-# setns wrappers that stop the scavenger thread (override.c), nothing else. Not the
+# setns wrappers that stop the scavenger thread (solo.c), nothing else. Not the
 # ga_* API: a program linked with libgoalloc.so keeps that library's heap
 # (with its collector) for ga_malloc even when this one is preloaded. Not the
 # core's pthread_create interposer either (it only serves the collector).
