@@ -60,11 +60,14 @@ int ga__own_threads(void) {
   return ga__gc_threads() + ga__final_runner_alive() + (ga__scavenger_running() ? 1 : 0);
 }
 
-/* The worker first: a cycle it runs may start helpers and the sweeper;
- * the runner before the scavenger: finalizers allocate. */
+/* The order matters. The finalizer runner first: a finalizer may call
+ * ga_collect and wait for the collector's worker, which must still be
+ * there to serve it. Then the worker, which may be in a cycle that starts
+ * helpers and the sweeper, then those. The scavenger last: finalizers and
+ * cycles may get it going again. */
 bool ga__own_threads_stop(void) {
-  ga__gc_threads_stop();
   bool runner = ga__final_runner_stop();
+  ga__gc_threads_stop();
   ga__scavenger_stop();
   return runner;
 }
