@@ -39,12 +39,7 @@ static size_t tcap, tcount, tused; /* tused counts deleted slots too */
 static frec *queue;
 static size_t qcap, qlen;
 static _Atomic uint32_t qepoch;
-static _Atomic int runner_started;
-/* Its thread runs (runner_tid, joinable: ga__final_runner_stop); 0 in a
- * fork child, where runner_started may be 1 with no thread. */
-static _Atomic int runner_alive;
-static _Atomic int runner_exit;
-static pthread_t runner_tid;
+static ga_bgthread runner; /* the finalizer thread */
 
 static size_t hash(uintptr_t p) { return (size_t)((p >> 4) * 0x9e3779b97f4a7c15ull); }
 
@@ -80,13 +75,8 @@ static void remove_rec(frec *r) {
 
 static void *run_finalizers(void *arg);
 
-static void start_runner(void) {
-  int expect = 0;
-  if (!atomic_compare_exchange_strong(&runner_started, &expect, 1)) return;
-  /* Our pthread_create: the runner is registered (finalizers allocate). */
-  if (pthread_create(&runner_tid, NULL, run_finalizers, NULL) == 0)
-    atomic_store_explicit(&runner_alive, 1, memory_order_release);
-}
+/* Registered: finalizers allocate, and the objects they get are roots. */
+static void start_runner(void) { ga__bgthread_start(&runner, run_finalizers, true); }
 
 int ga_set_finalizer(void *obj, void (*fn)(void *obj, void *arg), void *arg) {
   uintptr_t base;
@@ -173,7 +163,7 @@ static void *run_finalizers(void *arg) {
   (void)arg;
   uint32_t seen = 0;
   for (;;) {
-    if (atomic_load_explicit(&runner_exit, memory_order_acquire)) return NULL;
+    if (ga__bgthread_exiting(&runner)) return NULL;
     ga__slow_enter();
     ga_mutex_lock(&final_lock);
     frec r = {0, NULL, NULL};
@@ -195,21 +185,15 @@ static void *run_finalizers(void *arg) {
   return NULL;
 }
 
-int ga__final_runner_alive(void) {
-  return atomic_load_explicit(&runner_alive, memory_order_acquire);
-}
+int ga__final_runner_alive(void) { return ga__bgthread_alive(&runner); }
 
 /* End the runner (unshare and setns: solo.c) after the finalizer it is
  * running, if any; false if there was none to stop, or if the caller is the
  * runner itself (a finalizer calling unshare). */
 bool ga__final_runner_stop(void) {
-  if (!atomic_load_explicit(&runner_alive, memory_order_acquire) ||
-      pthread_equal(pthread_self(), runner_tid))
+  if (ga__bgthread_alive(&runner) && pthread_equal(pthread_self(), runner.tid))
     return false;
-  ga__threads_end(&runner_exit, &qepoch, &runner_tid, 1);
-  atomic_store(&runner_alive, 0);
-  atomic_store(&runner_started, 0);
-  return true;
+  return ga__bgthread_stop(&runner, &qepoch);
 }
 
 /* Start it again after ga__final_runner_stop (finalizers may be queued). */
@@ -217,11 +201,7 @@ void ga__final_runner_start(void) { start_runner(); }
 
 /* The runner did not survive the fork: the child's first finalizer (set
  * or queued with ga__final_runner_start) starts its own. */
-void ga__final_after_fork_child(void) {
-  atomic_store(&runner_alive, 0);
-  atomic_store(&runner_exit, 0);
-  atomic_store(&runner_started, 0);
-}
+void ga__final_after_fork_child(void) { ga__bgthread_forget(&runner); }
 
 size_t ga__final_pending(void) {
   ga__slow_enter();

@@ -114,9 +114,7 @@ static struct {
   _Atomic uint32_t doneEpoch; /* bumped after each cycle (requesters wait) */
   _Atomic uint32_t forcedReq; /* ga_collect calls so far */
   _Atomic uint32_t forcedDone;/* ga_collect calls a finished cycle covers */
-  _Atomic int workerStarted;
-  _Atomic int workerExit;     /* ga__gc_threads_stop asks it to end */
-  pthread_t workerTid;
+  ga_bgthread worker;
 } gc = {.trigger = 4 << 20, .goal = 4 << 20};
 
 /* Defined (as 1) only by the malloc drop-in, which runs with the collector
@@ -476,7 +474,7 @@ static void *gc_bg_worker(void *arg) {
   uint32_t seen = 0;
   for (;;) {
     ga__epoch_wait(&gc.reqEpoch, &seen);
-    if (atomic_load_explicit(&gc.workerExit, memory_order_acquire)) return NULL;
+    if (ga__bgthread_exiting(&gc.worker)) return NULL;
     for (;;) {
       uint32_t fr = atomic_load(&gc.forcedReq);
       bool forced = fr != atomic_load(&gc.forcedDone);
@@ -500,16 +498,13 @@ static void *gc_bg_worker(void *arg) {
 }
 
 static bool worker_request(void) {
-  if (!atomic_load_explicit(&gc.workerStarted, memory_order_acquire)) {
+  if (!ga__bgthread_alive(&gc.worker)) {
+    /* Under the lock: a second caller waits for the first one's start
+     * instead of running its cycle here. */
     ga_mutex_lock(&gc.lock);
-    if (!atomic_load(&gc.workerStarted)) {
-      /* Joinable: ga__gc_threads_stop waits for its end. */
-      if (ga__pthread_create_raw(&gc.workerTid, NULL, gc_bg_worker, NULL) == 0) {
-        atomic_store_explicit(&gc.workerStarted, 1, memory_order_release);
-      }
-    }
+    bool alive = ga__bgthread_start(&gc.worker, gc_bg_worker, false);
     ga_mutex_unlock(&gc.lock);
-    if (!atomic_load(&gc.workerStarted)) return false;
+    if (!alive) return false;
   }
   atomic_fetch_add_explicit(&gc.reqEpoch, 1, memory_order_release);
   ga__sys_futex_wake((uint32_t *)&gc.reqEpoch, 1);
@@ -567,7 +562,7 @@ void ga__gc_from_trigger(void) {
 void ga_collect(void) {
   if (!ga__collector_wanted()) return;
   ga__ensure_init();
-  if (!ga__ww_enabled() || (!atomic_load(&gc.workerStarted) && !worker_request())) {
+  if (!ga__ww_enabled() || (!ga__bgthread_alive(&gc.worker) && !worker_request())) {
     if (gc_cycle_here(true)) ga__finish_sweep();
     return;
   }
@@ -621,7 +616,7 @@ void ga__gc_fork_prepare(void) { ga_mutex_lock(&gc.lock); }
 void ga__gc_fork_parent(void) { ga_mutex_unlock(&gc.lock); }
 void ga__gc_fork_child(void) {
   atomic_store(&gc.lock.state, 0);
-  atomic_store(&gc.workerStarted, 0);
+  ga__bgthread_forget(&gc.worker);
   atomic_store(&gc.running, 0);
   ga__ww_after_fork_child();
   ga__gc_mark_after_fork_child();
@@ -633,7 +628,7 @@ void ga__gc_fork_child(void) {
  * the background sweeper (solo.c, which must know that every thread of the
  * process but the caller is ours before it stops them). */
 int ga__gc_threads(void) {
-  return atomic_load(&gc.workerStarted) + ga__gc_helpers() + ga__bgsweep_running();
+  return ga__bgthread_alive(&gc.worker) + ga__gc_helpers() + ga__bgsweep_running();
 }
 
 /* End them and wait until they have (unshare and setns: solo.c). Each
@@ -642,10 +637,7 @@ int ga__gc_threads(void) {
  * The worker goes first: it may be in a cycle, which starts helpers and the
  * sweeper; it finishes that cycle, then sees the request. */
 void ga__gc_threads_stop(void) {
-  if (atomic_load_explicit(&gc.workerStarted, memory_order_acquire)) {
-    ga__threads_end(&gc.workerExit, &gc.reqEpoch, &gc.workerTid, 1);
-    atomic_store_explicit(&gc.workerStarted, 0, memory_order_release);
-  }
+  ga__bgthread_stop(&gc.worker, &gc.reqEpoch);
   ga__gc_helpers_stop();
   ga__bgsweep_stop();
 }

@@ -120,7 +120,8 @@ bool ga__gc_assist(bool wait);
 /* Forget helper threads (fork child: they do not exist there). */
 void ga__gc_mark_after_fork_child(void);
 /* End n of goalloc's own threads (tids, joinable) that wait on *epoch and
- * return once they see *exitReq set after a wake; clears *exitReq again. */
+ * return once they see *exitReq set after a wake; clears *exitReq again.
+ * (solo.c stops them all for unshare and setns.) */
 GA_INLINE void ga__threads_end(_Atomic int *exitReq, _Atomic uint32_t *epoch,
                                const pthread_t *tids, int n) {
   atomic_store_explicit(exitReq, 1, memory_order_release);
@@ -128,6 +129,31 @@ GA_INLINE void ga__threads_end(_Atomic int *exitReq, _Atomic uint32_t *epoch,
   ga__sys_futex_wake((uint32_t *)epoch, INT32_MAX);
   for (int i = 0; i < n; i++) pthread_join(tids[i], NULL);
   atomic_store_explicit(exitReq, 0, memory_order_relaxed);
+}
+
+/* One background thread that waits on an epoch futex (the collector's
+ * worker, the background sweeper, the finalizer runner): started at most
+ * once until stopped, joinable, told to end through exitReq, which it reads
+ * after each wake (ga__bgthread_exiting). thread.c. */
+typedef struct ga_bgthread {
+  _Atomic int started; /* a start was made; 0 again if it failed */
+  _Atomic int alive;   /* tid runs */
+  _Atomic int exitReq;
+  pthread_t tid;
+} ga_bgthread;
+/* Start fn on t unless started; registered: through our pthread_create
+ * (a thread that allocates and holds heap pointers), else unregistered.
+ * True if it runs now. */
+bool ga__bgthread_start(ga_bgthread *t, void *(*fn)(void *), bool registered);
+/* End it, waking it through *epoch, and wait; true if it ran. */
+bool ga__bgthread_stop(ga_bgthread *t, _Atomic uint32_t *epoch);
+/* Fork child: the thread did not survive. */
+void ga__bgthread_forget(ga_bgthread *t);
+GA_INLINE bool ga__bgthread_exiting(ga_bgthread *t) {
+  return atomic_load_explicit(&t->exitReq, memory_order_acquire) != 0;
+}
+GA_INLINE int ga__bgthread_alive(ga_bgthread *t) {
+  return atomic_load_explicit(&t->alive, memory_order_acquire);
 }
 /* Helper threads alive; end them all (no mark may run: solo.c). */
 int ga__gc_helpers(void);

@@ -693,23 +693,19 @@ static void after_fork_child(void) {
   atomic_store(&sc.sleepingLong, 0);
 }
 
-/* Stop the thread and wait for it to end (the malloc drop-in's unshare and
- * setns wrappers: the kernel refuses to move a process with a second thread
- * into a new user namespace). It starts again with the next span the heap
- * hands out. The caller must hold no heap or mcentral lock. */
 bool ga__scavenger_running(void) {
   return atomic_load_explicit(&sc.thread, memory_order_acquire) == THREAD_RUNNING;
 }
 
+/* Stop the thread and wait for it to end (unshare and setns: solo.c; the
+ * kernel refuses to move a process with a second thread into a new user
+ * namespace). It starts again with the next span the heap hands out. The
+ * caller must hold no heap or mcentral lock. */
 bool ga__scavenger_stop(void) {
   int expect = THREAD_RUNNING;
   /* STARTING while it stops: nobody starts or wakes it meanwhile. */
   if (!atomic_compare_exchange_strong(&sc.thread, &expect, THREAD_STARTING)) return false;
-  atomic_store_explicit(&sc.exitRequested, 1, memory_order_release);
-  atomic_fetch_add_explicit(&sc.wake, 1, memory_order_release);
-  ga__sys_futex_wake((uint32_t *)&sc.wake, 1);
-  pthread_join(sc.tid, NULL);
-  atomic_store_explicit(&sc.exitRequested, 0, memory_order_relaxed);
+  ga__threads_end(&sc.exitRequested, &sc.wake, &sc.tid, 1);
   atomic_store(&sc.thread, THREAD_STOPPED);
   return true;
 }

@@ -45,10 +45,7 @@ static struct {
   _Atomic uint64_t pagesPerByteBits; /* double, as bits; 0 = off */
   _Atomic unsigned centralIndex;     /* where sweepone looks first */
   _Atomic uint32_t bgEpoch;          /* bumped to wake the background sweeper */
-  _Atomic int bgStarted;
-  _Atomic int bgAlive;               /* its thread runs (bgTid, joinable) */
-  _Atomic int bgExit;                /* ga__bgsweep_stop asks it to end */
-  pthread_t bgTid;
+  ga_bgthread bg;                    /* the background sweeper */
 } sw;
 
 extern _Atomic int64_t ga__heapLive;
@@ -195,7 +192,7 @@ static void *bgsweep(void *arg) {
   uint32_t seen = 0;
   for (;;) {
     ga__epoch_wait(&sw.bgEpoch, &seen);
-    if (atomic_load_explicit(&sw.bgExit, memory_order_acquire)) return NULL;
+    if (ga__bgthread_exiting(&sw.bg)) return NULL;
     int n = 0;
     while (ga__sweepone())
       if (++n % 10 == 0) sched_yield(); /* low priority: let mutators run */
@@ -203,28 +200,13 @@ static void *bgsweep(void *arg) {
   return NULL;
 }
 
-void ga__bgsweep_start(void) {
-  int expect = 0;
-  if (!atomic_compare_exchange_strong(&sw.bgStarted, &expect, 1)) return;
-  if (ga__pthread_create_raw(&sw.bgTid, NULL, bgsweep, NULL) == 0)
-    atomic_store_explicit(&sw.bgAlive, 1, memory_order_release);
-}
+void ga__bgsweep_start(void) { ga__bgthread_start(&sw.bg, bgsweep, false); }
 
-int ga__bgsweep_running(void) { return atomic_load_explicit(&sw.bgAlive, memory_order_acquire); }
+int ga__bgsweep_running(void) { return ga__bgthread_alive(&sw.bg); }
 
 /* End the thread (solo.c; no cycle runs); the next cycle's end starts it
  * again. A sweep in progress is finished first. */
-void ga__bgsweep_stop(void) {
-  if (atomic_load_explicit(&sw.bgAlive, memory_order_acquire)) {
-    ga__threads_end(&sw.bgExit, &sw.bgEpoch, &sw.bgTid, 1);
-    atomic_store(&sw.bgAlive, 0);
-  }
-  atomic_store(&sw.bgStarted, 0);
-}
+void ga__bgsweep_stop(void) { ga__bgthread_stop(&sw.bg, &sw.bgEpoch); }
 
 /* The thread did not survive the fork: the child starts its own. */
-void ga__bgsweep_after_fork_child(void) {
-  atomic_store(&sw.bgAlive, 0);
-  atomic_store(&sw.bgExit, 0);
-  atomic_store(&sw.bgStarted, 0);
-}
+void ga__bgsweep_after_fork_child(void) { ga__bgthread_forget(&sw.bg); }

@@ -446,6 +446,34 @@ int ga__pthread_create_raw(pthread_t *t, const pthread_attr_t *attr,
   return real_pthread_create()(t, attr, fn, arg);
 }
 
+bool ga__bgthread_start(ga_bgthread *t, void *(*fn)(void *), bool registered) {
+  int expect = 0;
+  if (!atomic_compare_exchange_strong(&t->started, &expect, 1))
+    return ga__bgthread_alive(t);
+  int err = registered ? pthread_create(&t->tid, NULL, fn, NULL)
+                       : ga__pthread_create_raw(&t->tid, NULL, fn, NULL);
+  if (err != 0) {
+    atomic_store(&t->started, 0); /* the next call tries again */
+    return false;
+  }
+  atomic_store_explicit(&t->alive, 1, memory_order_release);
+  return true;
+}
+
+bool ga__bgthread_stop(ga_bgthread *t, _Atomic uint32_t *epoch) {
+  if (!ga__bgthread_alive(t)) return false;
+  ga__threads_end(&t->exitReq, epoch, &t->tid, 1);
+  atomic_store(&t->alive, 0);
+  atomic_store(&t->started, 0);
+  return true;
+}
+
+void ga__bgthread_forget(ga_bgthread *t) {
+  atomic_store(&t->alive, 0);
+  atomic_store(&t->exitReq, 0);
+  atomic_store(&t->started, 0);
+}
+
 __attribute__((visibility("default"))) int pthread_create(
     pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
   if (!ga__collector_wanted()) return real_pthread_create()(t, attr, fn, arg);
