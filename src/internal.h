@@ -268,14 +268,26 @@ GA_INLINE void ga__spanlist_remove(mspan **head, mspan *s) {
  * to: nelems 0, allocCache 0, no owner. Lets the fast paths skip NULL tests. */
 extern GA_HIDDEN mspan ga__emptyspan;
 
-/* Spans-map entries hold s - &ga__emptyspan rather than s, so that a zero
- * entry (memory never written: a fresh arena, the span window's untouched
- * pages) means ga__emptyspan with no test on the lookup. */
+/* Spans-map entries hold (s - &ga__emptyspan) << 16, so that a zero entry
+ * (memory never written: a fresh arena, the span window's untouched pages)
+ * means ga__emptyspan with no test on the lookup; and below that, the page's
+ * index in its span (bits 8..15, 255 for any page past the 255th) and the
+ * span class (bits 0..7). The owner's free (mfree.c) takes both from the
+ * entry it has already loaded: the free cache's bin and the object's offset
+ * in its span, without waiting for the span record. */
+#define GA_ENTRY_SHIFT 16
 GA_INLINE mspan *ga__spanFromEntry(uintptr_t e) {
-  return (mspan *)((uintptr_t)&ga__emptyspan + e);
+  return (mspan *)((uintptr_t)&ga__emptyspan +
+                   (uintptr_t)((intptr_t)e >> GA_ENTRY_SHIFT));
 }
-GA_INLINE uintptr_t ga__spanEntry(const mspan *s) {
-  return (uintptr_t)s - (uintptr_t)&ga__emptyspan;
+GA_INLINE uintptr_t ga__spanEntry(const mspan *s, uintptr_t page) {
+  return ((uintptr_t)s - (uintptr_t)&ga__emptyspan) << GA_ENTRY_SHIFT |
+         (page < 255 ? page : 255) << 8 | s->spanclass;
+}
+/* The offset of address a in its span, from a's spans-map entry: exact for
+ * a span's first 255 pages (every small span). */
+GA_INLINE uintptr_t ga__entryOffset(uintptr_t e, uintptr_t a) {
+  return (e >> 8 & 255) << GA_PAGE_SHIFT | (a & (GA_PAGE_SIZE - 1));
 }
 
 /* heapArena: metadata for one 64 MiB arena, off the heap. */
@@ -331,17 +343,17 @@ void ga__spanWindow_testBytes(uintptr_t bytes);
  * for free pages: callers must check state and range. Outside the window,
  * the two levels (inline: a call here would cost the free fast path a
  * saved register). */
-GA_INLINE mspan *ga__spanOf(uintptr_t p) {
+GA_INLINE uintptr_t ga__spanEntryOf(uintptr_t p) {
   uintptr_t bytes = atomic_load_explicit(&ga__spanWindow.bytes, memory_order_acquire);
   uintptr_t off = p - atomic_load_explicit(&ga__spanWindow.base, memory_order_relaxed);
   if (GA_LIKELY(off < bytes))
-    return ga__spanFromEntry(atomic_load_explicit(
-        &ga__spanWindow.map[off >> GA_PAGE_SHIFT], memory_order_relaxed));
+    return atomic_load_explicit(&ga__spanWindow.map[off >> GA_PAGE_SHIFT],
+                                memory_order_relaxed);
   heapArena *ha = ga__arenaOf(p);
-  if (ha == NULL) return &ga__emptyspan;
-  return ga__spanFromEntry(
-      atomic_load_explicit(&ha->spans[ga__arenaPage(p)], memory_order_relaxed));
+  if (ha == NULL) return 0;
+  return atomic_load_explicit(&ha->spans[ga__arenaPage(p)], memory_order_relaxed);
 }
+GA_INLINE mspan *ga__spanOf(uintptr_t p) { return ga__spanFromEntry(ga__spanEntryOf(p)); }
 
 /* objIndex: slot number of offset `off` within a small span (no division). */
 GA_INLINE uintptr_t ga__objIndex(const mspan *s, uintptr_t off) {
@@ -407,8 +419,30 @@ GA_INLINE uintptr_t ga__nextFreeFast(mspan *s) {
 
 /* ---- mcache ----------------------------------------------------------- */
 
+/* The free cache (mtcache.c): per span class, a LIFO of objects the thread
+ * freed, handed out again by its next mallocs of the class. The push's
+ * slot test uses the class's constants, kept here with the count: a free
+ * into the cache reads no span record. */
+typedef struct tcbin {
+  /* The newest entry, or 0 (empty): what malloc returns, one load away. */
+  uintptr_t top;
+  /* The older entries: slots[1 .. count), and slots[0] == 0 (so that a pop
+   * of the last entry reloads top = 0 with no test). */
+  uintptr_t *slots;
+  uint32_t count;    /* next free index in slots (0 or 1 while top == 0) */
+  uint32_t cap;      /* entries slots can take (0: the class has none) */
+  uint64_t divMul64; /* the class's (mspan.divMul64) */
+} tcbin;
+_Static_assert(sizeof(tcbin) == 32, "tcbin: a power of two");
+/* Entries of all bins of a cache together (the bins' caps, mtcache.c). */
+#define GA_TC_SLOTS 4096
+
 typedef struct mcache {
   mspan *alloc[GA_NUM_CENTRALS]; /* span per span class; [136] = tiny */
+  tcbin tc[GA_NUM_CENTRALS];
+  uint64_t tcpops[GA_NUM_SPAN_CLASSES]; /* mallocs served by each bin (stats:
+                                           each was a free and a malloc) */
+  uint16_t tclimit[GA_NUM_SPAN_CLASSES]; /* nelems * size of the class */
   /* Parked spans (mcache.c): per class, a ring (mspan.next/prev) and its
    * length; the bytes of all of them. */
   mspan *parked[GA_NUM_CENTRALS];
@@ -424,7 +458,34 @@ typedef struct mcache {
    * keeps running during a collection, so its cache is left alone; its
    * spans are swept when they leave the cache (a cycle late, never early). */
   _Atomic int gcVisible;
+  uintptr_t tcslots[GA_TC_SLOTS];
 } mcache;
+
+/* The free cache's key word of an object (mtcache.c): its second word, in
+ * classes of 16 bytes and up (the free cache's). Not the first: a program
+ * that writes an object's first bytes and then frees it would have the
+ * free's load of the key wait on those stores (store forwarding fails from
+ * a narrower store). */
+typedef uint64_t __attribute__((may_alias)) ga_word;
+#define GA_TCKEY(a) (*(ga_word *)((a) + 8))
+/* Does span class spc have objects with a key word? */
+#define GA_TC_KEYED(spc) (((spc) >> 1) >= 2)
+
+/* The free cache's keys (mtcache.c): the first word of an object held by a
+ * free cache is ga__tcKey; of one freed to its span by its owner while the
+ * class has a free cache, ga__tcKey | 1. ga__tcKey is random and even. */
+extern GA_HIDDEN uint64_t ga__tcKey;
+/* Is the free cache on (the malloc drop-in, GOALLOC_TCACHE=1)? */
+extern GA_HIDDEN bool ga__tcOn;
+void ga__tc_init(void);
+void ga__tc_initCache(mcache *c);
+/* ga_free's every path but the owner's fast ones (mfree.c): frees through
+ * freeBits, from any thread, after the exact checks. */
+GA_NOINLINE void ga__free_slow(uintptr_t a);
+/* Give back every object c's free caches hold (c's thread). */
+void ga__tc_drain(mcache *c);
+/* Report a malloc that found its free cache entry's key overwritten. */
+__attribute__((noreturn, cold)) void ga__tc_corrupt(uintptr_t a);
 
 extern mcache ga__emptycache;
 extern __thread mcache *ga__tls_cache __attribute__((tls_model("initial-exec")));
@@ -620,6 +681,7 @@ void ga__stats_uncache(mspan *s);
 void ga__stats_free(unsigned sizeclass, uint64_t n, uint64_t bytes);
 void ga__stats_large_alloc(uint64_t bytes);
 void ga__stats_tiny(uint64_t n);
+void ga__stats_tcache(unsigned sizeclass, uint64_t pops);
 
 /* ==== scavenger, statistics hooks and options (issue 6) ==================
  * mgcscavenge.c, mstats.c, options.c (options.h has the option accessors).

@@ -88,6 +88,7 @@ static mcache *allocmcache(void) {
   mcache *c = ga__fixalloc_alloc(&cachealloc);
   if (c != NULL) {
     for (unsigned i = 0; i < GA_NUM_CENTRALS; i++) c->alloc[i] = &ga__emptyspan;
+    ga__tc_initCache(c);
     c->nextAll = allcaches;
     atomic_store_explicit(&c->gcVisible, ga__thread_is_registered(),
                           memory_order_relaxed);
@@ -309,6 +310,7 @@ void ga__mcache_for_each_span(mcache *c, void (*fn)(mspan *s, void *arg),
 
 void ga__mcache_releaseAll(mcache *c) {
   if (c == &ga__emptycache) return;
+  ga__tc_drain(c); /* its entries fold into the spans released below */
   for (unsigned i = 0; i < GA_NUM_CENTRALS; i++) {
     while (c->parked[i] != NULL) release_head(c, i);
     mspan *s = c->alloc[i];

@@ -104,7 +104,10 @@ static mspan *checked_object(uintptr_t a, const char *fn, uintptr_t *idxp) {
   } else if (base != a) {
     ga__bad_pointer(fn, (void *)a, live ? INTERIOR : NOT_OURS,
                     live ? base : 0);
-  } else if (!live) {
+  } else if (!live ||
+             (ga__tcOn && GA_TC_KEYED(s->spanclass) && GA_TCKEY(a) == ga__tcKey)) {
+    /* Allocated in the bitmap but held by a free cache (mtcache.c: only a
+     * copy out of freed memory puts the key in a live object). */
     ga__bad_pointer(fn, (void *)a,
                     strcmp(fn, free_name()) == 0 ? DOUBLE_FREE : USE_AFTER_FREE, 0);
   }
@@ -120,6 +123,7 @@ static void free_checked(uintptr_t a) {
   mspan *s = checked_object(a, free_name(), &idx);
   if (s->tiny) return; /* freed with its block, by the collector */
   if (s->specials) ga__final_forget(a);
+  if (ga__tcOn && GA_TC_KEYED(s->spanclass)) GA_TCKEY(a) = ~ga__tcKey; /* mtcache.c */
   uint64_t m = (uint64_t)1 << (idx & 63);
   uint64_t old = atomic_fetch_or_explicit(&s->freeBits[idx >> 6], m,
                                           memory_order_acq_rel);
@@ -166,6 +170,12 @@ static inline bool free_remote(uintptr_t a) {
   if ((ga__loadBits(&s->freeBits[idx >> 6]) & m) ||
       !ga__span_isAllocatedAny(s, idx))
     return false;
+  if (ga__tcOn && GA_TC_KEYED(s->spanclass)) {
+    /* In a free cache (mtcache.c): free_checked reports it. Else marked
+     * freed, so that a second free of it is checked in full. */
+    if (GA_TCKEY(a) == ga__tcKey) return false;
+    GA_TCKEY(a) = ~ga__tcKey;
+  }
   uint64_t old = atomic_fetch_or_explicit(&s->freeBits[idx >> 6], m,
                                           memory_order_acq_rel);
   if (old & m) return false; /* freed meanwhile: free_checked reports it */
@@ -176,11 +186,32 @@ static inline bool free_remote(uintptr_t a) {
   return true;
 }
 
-static GA_NOINLINE void free_slow(uintptr_t a) {
+void ga__free_slow(uintptr_t a) {
   if (a == 0) return;
   ga__slow_enter();
   if (!free_remote(a)) free_checked(a);
   ga__slow_leave();
+}
+
+/* The owner's free of an object of its span with a key word (mtcache.c),
+ * a slot start at offset off: in a free cache (free_checked reports the
+ * double free), or marked freed. A freed object handed out again keeps
+ * its mark until the program writes that word, so this is its first free
+ * as often as a second one: the exact check decides, and a live object
+ * enters the free cache after all. */
+static GA_NOINLINE void free_keyed(uintptr_t a, mspan *s, uintptr_t off) {
+  mcache *c = ga__tls_cache;
+  tcbin *b = &c->tc[s->spanclass];
+  uintptr_t idx = ga__objIndex(s, off);
+  if (GA_TCKEY(a) == ga__tcKey || b->count >= b->cap ||
+      atomic_load_explicit(&s->remotePending, memory_order_relaxed) ||
+      !ga__span_isAllocated(s, idx)) {
+    ga__free_slow(a);
+    return;
+  }
+  GA_TCKEY(a) = ga__tcKey;
+  b->slots[b->count++] = b->top;
+  b->top = a;
 }
 
 /* The owner's free. If the object lies in the current 64-slot window, set
@@ -198,9 +229,39 @@ static GA_NOINLINE void free_slow(uintptr_t a) {
  * both freed here and found dead. */
 void ga_free(void *p) {
   uintptr_t a = (uintptr_t)p;
-  mspan *s = ga__spanOf(a);
-  if (GA_LIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) ==
-                ga__tls_cache)) {
+  uintptr_t e = ga__spanEntryOf(a);
+  mcache *c = ga__tls_cache;
+  mspan *s = ga__spanFromEntry(e);
+  bool owned = atomic_load_explicit(&s->owner, memory_order_relaxed) == c;
+  /* The free cache (mtcache.c): an object of a span the thread owns (never
+   * another thread's: handing that out here would put this thread's
+   * objects on that thread's cache lines, false-sharing's 7x) of a class
+   * that has one, while its bin has room. Bin and offset come from the
+   * entry (its class is 0 for a dead span), so the checks read no span
+   * record but the owner word: the object must be the start of a slot
+   * that exists, and carry no key (a key sends it to free_keyed). */
+  tcbin *b = &c->tc[e & 255];
+  uint32_t n = b->count;
+  if (GA_LIKELY(n < b->cap) && GA_LIKELY(owned)) {
+    uintptr_t off = ga__entryOffset(e, a);
+    if (GA_UNLIKELY(off >= c->tclimit[e & 255] ||
+                    (uint64_t)(off * b->divMul64) >= b->divMul64))
+      goto slow;
+    if (GA_UNLIKELY((GA_TCKEY(a) ^ ga__tcKey) + 1 <= 1)) {
+      free_keyed(a, s, off);
+      return;
+    }
+    GA_TCKEY(a) = ga__tcKey;
+    b->slots[n] = b->top;
+    b->count = n + 1;
+    b->top = a;
+    return;
+  }
+  if (GA_LIKELY(owned)) {
+    /* A full bin, or a class without one. With a bin, the object goes to
+     * its span marked freed, so that a second free of it does not enter
+     * the bin. */
+    uint64_t mark = b->cap != 0 ? ~ga__tcKey : 0;
     uintptr_t off = a - s->windowAddr;
     /* Slot in the high half, slot start iff the low half < divMul64. */
     unsigned __int128 q = (unsigned __int128)off * s->divMul64;
@@ -215,6 +276,11 @@ void ga_free(void *p) {
           ((ga__loadBits(&s->freeBits[s->freeindex >> 6]) >> bit) & 1))
         goto slow;
       if (GA_LIKELY(!((cache >> bit) & 1))) {
+        if (mark) {
+          /* In a free cache (allocated in the bitmap): free_checked. */
+          if (GA_UNLIKELY(GA_TCKEY(a) == ga__tcKey)) goto slow;
+          GA_TCKEY(a) = mark;
+        }
         GA_VG_FREE(p);
         ga__storeBits(&s->allocCache, cache | (uint64_t)1 << bit);
         GA_KEEPALIVE(a); /* see ga__nextFreeFast */
@@ -233,6 +299,10 @@ void ga_free(void *p) {
             ((ga__loadBits(&s->freeBits[word]) >> bit) & 1))
           goto slow;
         if (GA_LIKELY((bits >> bit) & 1)) {
+          if (mark) {
+            if (GA_UNLIKELY(GA_TCKEY(a) == ga__tcKey)) goto slow;
+            GA_TCKEY(a) = mark;
+          }
           GA_VG_FREE(p);
           ga__storeBits(w, bits & ~((uint64_t)1 << bit));
           s->roomWords |= (uint64_t)1 << word; /* for nextWindow */
@@ -244,7 +314,7 @@ void ga_free(void *p) {
     }
   }
 slow:
-  free_slow(a);
+  ga__free_slow(a);
 }
 
 /* Is a the start of a live object in a span the calling thread owns? The
@@ -257,7 +327,11 @@ static inline mspan *owned_object(uintptr_t a) {
       atomic_load_explicit(&s->remotePending, memory_order_relaxed))
     return NULL;
   uintptr_t idx;
-  return slot_start(s, a, &idx) && ga__span_isAllocated(s, idx) ? s : NULL;
+  return slot_start(s, a, &idx) && ga__span_isAllocated(s, idx) &&
+                 !(ga__tcOn && GA_TC_KEYED(s->spanclass) &&
+                   GA_TCKEY(a) == ga__tcKey) /* mtcache.c */
+             ? s
+             : NULL;
 }
 
 size_t ga__object_size(const void *p, mspan **sp) {

@@ -105,6 +105,7 @@ void ga__init_slow(void) {
     mheap_.hint = ARENA_HINT_START;
     ga__bits_init();
     ga__mcentral_init();
+    ga__tc_init();
     ga__mcache_init();
     ga__gc_init();
     ga__ww_init(); /* after the options: GOALLOC_GC_CONCURRENT */
@@ -221,15 +222,20 @@ static bool mheap_grow(uintptr_t npages) {
 /* ---- span allocation -------------------------------------------------- */
 
 /* A span's pages come into use (in_use: each spans-map entry points to s)
- * or go out of it (the entries stay, stale, see ga__spanOf); either way the
- * pageScan bits of a scan span's pages follow. Heap lock held. */
+ * or go out of it; either way the pageScan bits of a scan span's pages
+ * follow. Out of use, the entries keep s (stale, see ga__spanOf: free's
+ * diagnostics name freed memory by it) but lose the span class, so that
+ * the free cache's push (mfree.c), which trusts the entry's class, never
+ * takes an address in a dead span. Heap lock held. */
 static void map_pages(mspan *s, bool in_use) {
   bool scan = !(s->spanclass & 1); /* pointer-free pages are never protected */
   uintptr_t p = s->startAddr, end = p + s->npages * GA_PAGE_SIZE;
   for (; p < end; p += GA_PAGE_SIZE) {
     heapArena *ha = ga__arenaOf(p);
     uintptr_t i = ga__arenaPage(p);
-    if (in_use) atomic_store_explicit(&ha->spans[i], ga__spanEntry(s), memory_order_relaxed);
+    uintptr_t e = ga__spanEntry(s, (p - s->startAddr) >> GA_PAGE_SHIFT);
+    atomic_store_explicit(&ha->spans[i], in_use ? e : e & ~(uintptr_t)255,
+                          memory_order_relaxed);
     if (!scan) continue;
     _Atomic uint64_t *w = &ha->pageScan[i / 64];
     uint64_t m = (uint64_t)1 << (i % 64), v = atomic_load_explicit(w, memory_order_relaxed);

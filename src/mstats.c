@@ -76,6 +76,12 @@ void ga__stats_uncache(mspan *s) {
   s->allocCountBeforeCache = s->allocCount;
 }
 
+/* A free cache's pops: each was a free and a malloc of the class. */
+void ga__stats_tcache(unsigned sizeclass, uint64_t pops) {
+  atomic_fetch_add_explicit(&st.mallocs[sizeclass], pops, memory_order_relaxed);
+  atomic_fetch_add_explicit(&st.frees[sizeclass], pops, memory_order_relaxed);
+}
+
 void ga__stats_free(unsigned sizeclass, uint64_t n, uint64_t bytes) {
   atomic_fetch_add_explicit(&st.frees[sizeclass], n, memory_order_relaxed);
   if (sizeclass == 0)
@@ -146,6 +152,10 @@ static void add_own_cache(uint64_t *mallocs, uint64_t *frees, uint64_t *tiny) {
   if (c == &ga__emptycache) return;
   struct own_counts oc = {mallocs, frees};
   ga__mcache_for_each_span(c, add_own_span, &oc); /* current and parked */
+  for (unsigned i = 0; i < GA_NUM_SPAN_CLASSES; i++) {
+    mallocs[i >> 1] += c->tcpops[i];
+    frees[i >> 1] += c->tcpops[i];
+  }
   *tiny += c->tinyAllocs;
 }
 

@@ -185,6 +185,9 @@ static const option_desc table[GA_OPT_COUNT] = {
     [GA_OPT_GC_GENERATIONAL] = {"GOALLOC_GC_GENERATIONAL", 1, 0, 2, parse_int,
                                 "0 (every cycle full), 1 (minor cycles when they pay) or "
                                 "2 (whenever possible)", NULL},
+    /* The malloc drop-in's per-thread free cache (mtcache.c); 0 for
+     * comparison, or to have every free checked against the bitmaps. */
+    [GA_OPT_TCACHE] = {"GOALLOC_TCACHE", 1, 0, 1, parse_bool, "0 or 1", NULL},
 };
 
 int64_t ga__options_init_ns; /* when the options were read: process start */

@@ -28,6 +28,7 @@ typedef enum ga_option {
   GA_OPT_SCAVENGE_DELAY_MS, /* free pages idle this long are released */
   GA_OPT_GC_CONCURRENT,     /* 0 never / 1 auto / 2 always: mark while the program runs */
   GA_OPT_GC_GENERATIONAL,   /* 0 never / 1 auto / 2 always: minor cycles (old objects keep their marks) */
+  GA_OPT_TCACHE,            /* 0 / 1: the drop-in's free cache (mtcache.c) */
   GA_OPT_COUNT
 } ga_option;
 

@@ -1,0 +1,132 @@
+/*
+ * mtcache.c — the free cache: per thread and span class, a LIFO of objects
+ * the thread freed, which its next mallocs of the class hand out again
+ * (glibc's tcache idea, in arrays). Go has no twin: Go never frees one
+ * object. On in the malloc drop-in only, where the collector never runs.
+ *
+ * Why: a program that replaces objects it has just read (a server's
+ * requests, threads-churn) gets back the object whose lines are still in
+ * its cache, and neither the free nor the malloc touches a span record's
+ * second line or a bitmap word. The owner's free pushes when the object's
+ * span is its own and the bin has room; malloc pops before it looks at the
+ * span's window (internal.h, malloc.c, mfree.c).
+ *
+ * What an entry is: an object of a span the thread owned when it was
+ * pushed, still allocated in the span's bitmap, its first word set to
+ * ga__tcKey. So the spans' bookkeeping is untouched, and a span holding
+ * entries never goes back to the heap.
+ *
+ * Bad frees stay detected, by the keys:
+ *   - a free of an object whose first word is ga__tcKey (in a free cache)
+ *     takes the slow path; the owner looks through its bin and reports a
+ *     double free if it is there; any other thread reports it at once (a
+ *     live object carries the key only if the program copied it there out
+ *     of freed memory);
+ *   - every free to a span's bitmap (the owner's with a full bin, a remote
+ *     free, a drain) leaves ga__tcKey | 1 in the object, so that a second
+ *     free of it is sent to the exact check (mfree.c) instead of the bin;
+ *   - malloc checks the key of the entry it pops: a write to a freed object
+ *     (or a double free that a use after free hid) is reported there;
+ *   - a pointer that is not the start of a slot is caught by the push's
+ *     slot test, as in the owner's free.
+ * Not detected, unlike the bitmap path: a free of the start of a slot that
+ * was never handed out, in a span of the freeing thread (its first word is
+ * not a key).
+ *
+ * Bounds: objects up to TC_MAX_SIZE bytes, at most TC_CLASS_BYTES of them a
+ * class and TC_MAX_ENTRIES entries (all bins of a cache: GA_TC_SLOTS). A
+ * thread's bins are drained on exit and by ga_thread_flush (remote frees
+ * through freeBits: the spans may have left the cache since). Entries of
+ * threads that did not survive a fork stay allocated in the child.
+ *
+ * Statistics: a pop counts as a free and a malloc of its class; an entry is
+ * live until then (its bitmap says so), or until a drain frees it.
+ */
+#include <sys/auxv.h>
+
+#include "mgc.h"
+#include "options.h"
+
+enum {
+  TC_MAX_SIZE = 1024,
+  TC_CLASS_BYTES = 32 << 10,
+  TC_MAX_ENTRIES = 128,
+};
+
+uint64_t ga__tcKey;
+bool ga__tcOn;
+static uint16_t tcCap[GA_NUM_CENTRALS];  /* per span class */
+static uint16_t tcBase[GA_NUM_CENTRALS]; /* first entry in mcache.tcslots */
+
+static uint64_t key_seed(void) {
+  uint64_t k = 0;
+  const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
+  if (r != NULL) memcpy(&k, r + 8, sizeof k);
+  uint32_t lo, hi;
+  __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+  k ^= ((uint64_t)hi << 32 | lo) * 0x9e3779b97f4a7c15ull;
+  k ^= (uint64_t)(uintptr_t)&k;
+  return k;
+}
+
+void ga__tc_init(void) {
+  extern const int ga__override_mode __attribute__((weak));
+  ga__tcKey = key_seed() | 1; /* never 0 */
+  if (ga__tcKey == ~(uint64_t)0) ga__tcKey ^= 2; /* nor ~0: its twin would be 0 */
+  ga__tcOn = &ga__override_mode != NULL && !GA_VALGRIND_BUILD &&
+             ga__option_get(GA_OPT_TCACHE) != 0;
+  if (!ga__tcOn) return;
+  const unsigned maxn = TC_MAX_ENTRIES, bytes = TC_CLASS_BYTES, maxsize = TC_MAX_SIZE;
+  unsigned used = 0;
+  /* Scan span classes of 16 bytes and up (GA_TC_KEYED): the drop-in's
+   * malloc asks for those. */
+  for (unsigned cl = 2; cl < GA_NUM_SIZE_CLASSES; cl++) {
+    unsigned size = ga__class_to_size[cl];
+    if (size > maxsize) break;
+    unsigned n = bytes / size;
+    if (n > maxn) n = maxn;
+    if (used + n > GA_TC_SLOTS) break;
+    tcCap[cl << 1] = (uint16_t)n;
+    tcBase[cl << 1] = (uint16_t)used;
+    used += n;
+  }
+}
+
+void ga__tc_initCache(mcache *c) {
+  for (unsigned i = 0; i < GA_NUM_CENTRALS; i++) {
+    tcbin *b = &c->tc[i];
+    b->slots = c->tcslots + tcBase[i];
+    b->cap = tcCap[i];
+    if (b->cap == 0) continue;
+    unsigned cl = i >> 1;
+    b->divMul64 = UINT64_MAX / ga__class_to_size[cl] + 1; /* as mheap.c's */
+    c->tclimit[i] = (uint16_t)(ga__class_to_nelems[cl] * ga__class_to_size[cl]);
+  }
+}
+
+void ga__tc_drain(mcache *c) {
+  for (unsigned i = 0; i < GA_NUM_SPAN_CLASSES; i++) {
+    tcbin *b = &c->tc[i];
+    if (c->tcpops[i]) {
+      ga__stats_tcache(i >> 1, c->tcpops[i]);
+      c->tcpops[i] = 0;
+    }
+    uintptr_t a = b->top;
+    uint32_t n = b->count;
+    b->top = 0;
+    b->count = 0;
+    while (a != 0) {
+      /* A free through freeBits (the spans may have left the cache),
+       * marked freed like any (see above). */
+      GA_TCKEY(a) = ~ga__tcKey;
+      ga__free_slow(a);
+      a = n > 0 ? b->slots[--n] : 0;
+    }
+  }
+}
+
+void ga__tc_corrupt(uintptr_t a) {
+  ga__bad_pointer("malloc", (void *)a,
+                  "use after free: a freed object was written to (or freed twice)",
+                  0);
+}
