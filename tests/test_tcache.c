@@ -1,0 +1,228 @@
+/*
+ * test_tcache — the malloc drop-in's free cache (mtcache.c), linked with
+ * libgoalloc-override.a: what it hands out, its bounds, what it does with
+ * another thread's objects, its statistics, its drain at thread exit and
+ * ga_thread_flush, the keys that keep bad frees detected (the cases of
+ * test_badfree run against it as badfree_tc; here, the ones only a free
+ * cache has), and GOALLOC_TCACHE=0.
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "goalloc.h"
+#include "internal.h"
+#include "testutil.h"
+
+static void *volatile sink;
+
+static uint64_t live_objects(void) {
+  ga_stats st = {.version = GA_STATS_VERSION};
+  CHECK(ga_read_stats(&st) == 0);
+  return st.heap_objects;
+}
+static uint64_t mallocs(void) {
+  ga_stats st = {.version = GA_STATS_VERSION};
+  CHECK(ga_read_stats(&st) == 0);
+  return st.mallocs;
+}
+
+static tcbin *bin_of(size_t size) {
+  unsigned spc = (unsigned)ga__malloc_size_to_spc8[(size + 7) >> 3];
+  return &ga__tls_cache->tc[spc];
+}
+
+/* The last objects freed come back first, newest first, and only up to the
+ * bin's cap; past it frees go to the span. */
+static void lifo_and_cap(void) {
+  enum { N = 300 };
+  void *p[N];
+  for (size_t size = 16; size <= 1024; size += size / 2) {
+    for (int i = 0; i < N; i++) p[i] = ga_malloc(size);
+    tcbin *b = bin_of(size);
+    CHECKF(b->cap > 0 && b->cap < N, "size %zu: cap %u", size, b->cap);
+    uint32_t cap = b->cap;
+    for (int i = 0; i < N; i++) ga_free(p[i]);
+    CHECKF(b->count == cap, "size %zu: %u entries, cap %u", size, b->count, cap);
+    CHECK(cap * ga__class_to_size[ga__malloc_size_to_class(size)] <= 32u << 10);
+    /* Newest first: p[cap - 1], p[cap - 2], ... p[0]. */
+    for (int i = (int)cap - 1; i >= 0; i--) {
+      void *q = ga_malloc(size);
+      CHECKF(q == p[i], "size %zu: pop %d gave %p, not %p", size, i, q, p[i]);
+      p[i] = q;
+    }
+    CHECK(b->top == 0);
+    for (int i = 0; i < (int)cap; i++) ga_free(p[i]);
+    ga_thread_flush(); /* drains */
+    CHECK(b->top == 0 && b->count == 0);
+  }
+  /* Over 1 KiB: no free cache. */
+  CHECK(ga__tls_cache->tc[ga__malloc_size_to_class(1025) << 1].cap == 0);
+  printf("  lifo and cap: ok\n");
+}
+
+/* A popped object carries no key; its contents up to the key word are the
+ * program's, and calloc never takes from the free cache (its objects are
+ * dirty). */
+static void pop_clears_key(void) {
+  uint64_t *p = ga_malloc(64);
+  for (int i = 0; i < 8; i++) p[i] = 0x1111111111111111ull * (uint64_t)(i + 1);
+  ga_free(p);
+  CHECK(p[1] == ga__tcKey);
+  uint64_t *q = ga_malloc(64);
+  CHECK(q == p && q[1] == 0);
+  ga_free(q);
+  uint64_t *z = ga_calloc(8, 8);
+  for (int i = 0; i < 8; i++) CHECK(z[i] == 0);
+  ga_free(z);
+  printf("  pop clears the key, calloc zeroes: ok\n");
+}
+
+static void *free_all(void *arg) {
+  void **v = arg;
+  for (int i = 0; v[i] != NULL; i++) ga_free(v[i]);
+  return NULL;
+}
+
+/* Another thread's frees never enter this thread's free cache (they would
+ * put its objects on our cache lines), nor its own: they are remote. */
+static void others_objects(void) {
+  enum { N = 64 };
+  void *v[N + 1];
+  for (int i = 0; i < N; i++) v[i] = ga_malloc(96);
+  v[N] = NULL;
+  tcbin *b = bin_of(96);
+  uint32_t before = b->count;
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, free_all, v) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  CHECK(b->count == before);
+  /* And the objects are free (through freeBits, for the span). */
+  for (int i = 0; i < N; i++) CHECKF(!ga_owns(v[i]), "object %d still live", i);
+  printf("  other threads' frees stay remote: ok\n");
+}
+
+/* A thread's free cache goes back when it exits; statistics count each pop
+ * as a malloc and a free. */
+static void *churn_and_exit(void *arg) {
+  (void)arg;
+  enum { N = 2000 };
+  void **p = malloc(sizeof(void *) * N);
+  for (int r = 0; r < 50; r++) {
+    for (int i = 0; i < N; i++) p[i] = ga_malloc(16 + (size_t)(i % 60) * 16);
+    for (int i = 0; i < N; i++) ga_free(p[i]);
+  }
+  free(p);
+  return NULL;
+}
+static void exit_drains(void) {
+  ga_thread_flush();
+  uint64_t live = live_objects(), m0 = mallocs();
+  for (int k = 0; k < 4; k++) {
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, churn_and_exit, NULL) == 0);
+    CHECK(pthread_join(t, NULL) == 0);
+  }
+  uint64_t after = live_objects(), m1 = mallocs();
+  /* Nothing the threads freed is live, in their free caches or anywhere. */
+  CHECKF(after <= live + 8, "live objects %llu before, %llu after",
+         (unsigned long long)live, (unsigned long long)after);
+  CHECKF(m1 - m0 >= 4u * 50 * 2000, "mallocs counted: %llu",
+         (unsigned long long)(m1 - m0));
+  printf("  thread exit drains, pops counted: ok (%llu mallocs)\n",
+         (unsigned long long)(m1 - m0));
+}
+
+/* A freed object handed out again by the span keeps the freed mark in its
+ * key word until the program writes it: freeing it (by its thread or
+ * another) is no double free. */
+static void marked_but_live(void) {
+  enum { N = 600 };
+  void *p[N + 1];
+  for (int i = 0; i < N; i++) p[i] = ga_malloc(48);
+  for (int i = 0; i < N; i++) ga_free(p[i]); /* past the cap: marked */
+  int marked = 0;
+  for (int i = 0; i < N; i++) {
+    p[i] = ga_malloc(48);
+    marked += ((uint64_t *)p[i])[1] == ~ga__tcKey;
+  }
+  CHECKF(marked > 0, "no marked object handed out again");
+  for (int i = 0; i < N / 2; i++) ga_free(p[i]);
+  p[N] = NULL;
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, free_all, &p[N / 2]) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  /* A remote free marks too: the owner's second free, once the span has
+   * taken the object back, must not enter the free cache. */
+  for (int i = N / 2; i < N; i++)
+    CHECKF(((uint64_t *)p[i])[1] == ~ga__tcKey, "remote free %d left no mark", i);
+  printf("  %d marked live objects freed: ok\n", marked);
+}
+
+/* ---- bad frees only a free cache has ---------------------------------- */
+
+static void *free_one(void *p) {
+  ga_free(p);
+  return NULL;
+}
+static void double_after_full(void) {
+  /* The first free finds the bin full and goes to the span (marked); the
+   * second finds room again. */
+  enum { N = 200 };
+  void *p[N], *x;
+  for (int i = 0; i < N; i++) p[i] = ga_malloc(128);
+  x = ga_malloc(128);
+  for (int i = 0; i < N; i++) ga_free(p[i]);
+  ga_free(x);
+  sink = ga_malloc(128);
+  ga_free(x);
+}
+static void double_cached_by_other(void) {
+  /* In this thread's free cache, freed again by another thread. */
+  void *x = ga_malloc(64);
+  ga_free(x);
+  pthread_t t;
+  pthread_create(&t, NULL, free_one, x);
+  pthread_join(t, NULL);
+}
+static void usable_size_cached(void) {
+  void *x = ga_malloc(64);
+  ga_free(x);
+  sink = (void *)ga_usable_size(x);
+}
+static void double_after_drain(void) {
+  void *x = ga_malloc(64);
+  ga_free(x);
+  ga_thread_flush();
+  ga_free(x);
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "off") == 0) {
+    /* GOALLOC_TCACHE=0: no free cache, and the one bad free it misses is
+     * caught again. */
+    CHECKF(!ga__tcOn, "GOALLOC_TCACHE=0 left the free cache on");
+    void *p = ga_malloc(64);
+    ga_free(p);
+    CHECK(bin_of(64)->count == 0 && bin_of(64)->top == 0);
+    printf("  GOALLOC_TCACHE=0: off: ok\n");
+    return 0;
+  }
+  CHECKF(ga__tcOn, "the free cache is off in the drop-in");
+  lifo_and_cap();
+  pop_clears_key();
+  others_objects();
+  exit_drains();
+  marked_but_live();
+  expect_death("double free, first past a full bin", double_after_full, "double free");
+  expect_death("double free, cached then remote", double_cached_by_other, "double free");
+  expect_death("usable_size of a cached object", usable_size_cached, "already free");
+  expect_death("double free after a drain", double_after_drain, "double free");
+
+  setenv("GOALLOC_TCACHE", "0", 1);
+  char cmd[4200];
+  snprintf(cmd, sizeof cmd, "/proc/%d/exe off", (int)getpid());
+  CHECK(system(cmd) == 0);
+  printf("tcache: ok\n");
+  return 0;
+}
