@@ -430,19 +430,20 @@ typedef struct tcbin {
    * of the last entry reloads top = 0 with no test). */
   uintptr_t *slots;
   uint32_t count;    /* next free index in slots (0 or 1 while top == 0) */
-  uint32_t cap;      /* entries slots can take (0: the class has none) */
+  uint16_t cap;      /* entries slots can take (0: the class has none) */
+  uint16_t limit;    /* nelems * size of the class: the end of its slots */
   uint64_t divMul64; /* the class's (mspan.divMul64) */
 } tcbin;
 _Static_assert(sizeof(tcbin) == 32, "tcbin: a power of two");
-/* Entries of all bins of a cache together (the bins' caps, mtcache.c). */
-#define GA_TC_SLOTS 4096
+/* Entries of all bins of a cache together: the sum of the caps (mtcache.c,
+ * which checks it), 25 KB. */
+#define GA_TC_SLOTS 3115
 
 typedef struct mcache {
   mspan *alloc[GA_NUM_CENTRALS]; /* span per span class; [136] = tiny */
   tcbin tc[GA_NUM_CENTRALS];
   uint64_t tcpops[GA_NUM_SPAN_CLASSES]; /* mallocs served by each bin (stats:
                                            each was a free and a malloc) */
-  uint16_t tclimit[GA_NUM_SPAN_CLASSES]; /* nelems * size of the class */
   /* Parked spans (mcache.c): per class, a ring (mspan.next/prev) and its
    * length; the bytes of all of them. */
   mspan *parked[GA_NUM_CENTRALS];

@@ -163,6 +163,17 @@ static GA_NOINLINE void collect_double_free(mspan *s, unsigned w, uint64_t bad) 
                   0);
 }
 
+/* The objects of word w whose bits are in x were freed by other threads:
+ * mark them freed for the free cache (mtcache.c), before they can be handed
+ * out again, so that their owner's second free is checked in full. Here
+ * rather than in the remote free: the owner writes these lines anyway when
+ * it hands them out, the freeing thread had perhaps only read them (larson:
+ * 6 % of its time when the remote free marked). */
+static void mark_freed(mspan *s, unsigned w, uint64_t x) {
+  uintptr_t base = s->startAddr + (uintptr_t)w * 64 * s->elemsize;
+  for (; x != 0; x &= x - 1) GA_TCKEY(base + ga__ctz64(x) * s->elemsize) = ~ga__tcKey;
+}
+
 unsigned ga__span_collect(mspan *s) {
   if (!atomic_load_explicit(&s->remotePending, memory_order_relaxed)) return 0;
   /* Clear the flag before draining the words: a free that lands after our
@@ -171,11 +182,13 @@ unsigned ga__span_collect(mspan *s) {
   atomic_store_explicit(&s->remotePending, 0, memory_order_relaxed);
   atomic_thread_fence(memory_order_seq_cst);
   bool cached = atomic_load_explicit(&s->cache, memory_order_relaxed) != NULL;
+  bool mark = ga__tcOn && GA_TC_KEYED(s->spanclass);
   unsigned nw = (s->nelems + 63u) / 64u, freed = 0, w0 = s->freeindex >> 6;
   for (unsigned w = 0; w < nw; w++) {
     if (ga__loadBits(&s->freeBits[w]) == 0) continue;
     uint64_t x = atomic_exchange_explicit(&s->freeBits[w], 0,
                                           memory_order_acq_rel);
+    if (mark) mark_freed(s, w, x);
     if (cached && w == w0) {
       uint64_t cache = ga__loadBits(&s->allocCache);
       uint64_t allocated = ~cache & ga__windowValid(s, w);

@@ -123,7 +123,6 @@ static void free_checked(uintptr_t a) {
   mspan *s = checked_object(a, free_name(), &idx);
   if (s->tiny) return; /* freed with its block, by the collector */
   if (s->specials) ga__final_forget(a);
-  if (ga__tcOn && GA_TC_KEYED(s->spanclass)) GA_TCKEY(a) = ~ga__tcKey; /* mtcache.c */
   uint64_t m = (uint64_t)1 << (idx & 63);
   uint64_t old = atomic_fetch_or_explicit(&s->freeBits[idx >> 6], m,
                                           memory_order_acq_rel);
@@ -170,12 +169,10 @@ static inline bool free_remote(uintptr_t a) {
   if ((ga__loadBits(&s->freeBits[idx >> 6]) & m) ||
       !ga__span_isAllocatedAny(s, idx))
     return false;
-  if (ga__tcOn && GA_TC_KEYED(s->spanclass)) {
-    /* In a free cache (mtcache.c): free_checked reports it. Else marked
-     * freed, so that a second free of it is checked in full. */
-    if (GA_TCKEY(a) == ga__tcKey) return false;
-    GA_TCKEY(a) = ~ga__tcKey;
-  }
+  /* In a free cache (mtcache.c): free_checked reports it. (Marked freed
+   * when its span takes it back: ga__span_collect.) */
+  if (ga__tcOn && GA_TC_KEYED(s->spanclass) && GA_TCKEY(a) == ga__tcKey)
+    return false;
   uint64_t old = atomic_fetch_or_explicit(&s->freeBits[idx >> 6], m,
                                           memory_order_acq_rel);
   if (old & m) return false; /* freed meanwhile: free_checked reports it */
@@ -238,13 +235,17 @@ void ga_free(void *p) {
    * objects on that thread's cache lines, false-sharing's 7x) of a class
    * that has one, while its bin has room. Bin and offset come from the
    * entry (its class is 0 for a dead span), so the checks read no span
-   * record but the owner word: the object must be the start of a slot
-   * that exists, and carry no key (a key sends it to free_keyed). */
+   * record but its first line (owner, remotePending): the object must be
+   * the start of a slot that exists, and carry no key (a key sends it to
+   * free_keyed). */
   tcbin *b = &c->tc[e & 255];
   uint32_t n = b->count;
-  if (GA_LIKELY(n < b->cap) && GA_LIKELY(owned)) {
+  if (GA_LIKELY(n < b->cap) && GA_LIKELY(owned) &&
+      /* Frees by other threads wait in freeBits (unmarked until folded):
+       * the owner path checks them. */
+      !atomic_load_explicit(&s->remotePending, memory_order_relaxed)) {
     uintptr_t off = ga__entryOffset(e, a);
-    if (GA_UNLIKELY(off >= c->tclimit[e & 255] ||
+    if (GA_UNLIKELY(off >= b->limit ||
                     (uint64_t)(off * b->divMul64) >= b->divMul64))
       goto slow;
     if (GA_UNLIKELY((GA_TCKEY(a) ^ ga__tcKey) + 1 <= 1)) {

@@ -85,11 +85,11 @@ void ga__tc_init(void) {
     if (size > maxsize) break;
     unsigned n = bytes / size;
     if (n > maxn) n = maxn;
-    if (used + n > GA_TC_SLOTS) break;
     tcCap[cl << 1] = (uint16_t)n;
     tcBase[cl << 1] = (uint16_t)used;
     used += n;
   }
+  if (used > GA_TC_SLOTS) ga__throw("mtcache: GA_TC_SLOTS is smaller than the caps");
 }
 
 void ga__tc_initCache(mcache *c) {
@@ -100,7 +100,7 @@ void ga__tc_initCache(mcache *c) {
     if (b->cap == 0) continue;
     unsigned cl = i >> 1;
     b->divMul64 = UINT64_MAX / ga__class_to_size[cl] + 1; /* as mheap.c's */
-    c->tclimit[i] = (uint16_t)(ga__class_to_nelems[cl] * ga__class_to_size[cl]);
+    b->limit = (uint16_t)(ga__class_to_nelems[cl] * ga__class_to_size[cl]);
   }
 }
 

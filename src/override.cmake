@@ -68,6 +68,10 @@ set_target_properties(goalloc_override_static PROPERTIES
   OUTPUT_NAME goalloc-override
   LINKER_LANGUAGE C)
 target_link_libraries(goalloc_override_static PUBLIC Threads::Threads ${CMAKE_DL_LIBS})
+if(GOALLOC_VALGRIND)
+  # For the tests that link it (tests/CMakeLists.txt): GA_VALGRIND_BUILD.
+  target_compile_definitions(goalloc_override_static PUBLIC GOALLOC_VALGRIND=1)
+endif()
 
 # ---- tests ---------------------------------------------------------------
 # Each runs a real program with and without the override (ordinary builds,
