@@ -175,7 +175,7 @@ GA_INLINE void *malloc_fast(size_t size, unsigned noscan) {
       b->top = b->slots[n - 1];
       b->count = n - 1;
       GA_TCKEY(p) = 0;
-      c->tcpops[spc]++;
+      b->pops++;
       return (void *)p;
     }
     mspan *s = c->alloc[spc];

@@ -246,7 +246,7 @@ void ga_free(void *p) {
       !atomic_load_explicit(&s->remotePending, memory_order_relaxed)) {
     uintptr_t off = ga__entryOffset(e, a);
     if (GA_UNLIKELY(off >= b->limit ||
-                    (uint64_t)(off * b->divMul64) >= b->divMul64))
+                    (uint64_t)(off * s->divMul64) >= s->divMul64))
       goto slow;
     if (GA_UNLIKELY((GA_TCKEY(a) ^ ga__tcKey) + 1 <= 1)) {
       free_keyed(a, s, off);

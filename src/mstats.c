@@ -153,8 +153,8 @@ static void add_own_cache(uint64_t *mallocs, uint64_t *frees, uint64_t *tiny) {
   struct own_counts oc = {mallocs, frees};
   ga__mcache_for_each_span(c, add_own_span, &oc); /* current and parked */
   for (unsigned i = 0; i < GA_NUM_SPAN_CLASSES; i++) {
-    mallocs[i >> 1] += c->tcpops[i];
-    frees[i >> 1] += c->tcpops[i];
+    mallocs[i >> 1] += c->tc[i].pops;
+    frees[i >> 1] += c->tc[i].pops;
   }
   *tiny += c->tinyAllocs;
 }

@@ -99,7 +99,6 @@ void ga__tc_initCache(mcache *c) {
     b->cap = tcCap[i];
     if (b->cap == 0) continue;
     unsigned cl = i >> 1;
-    b->divMul64 = UINT64_MAX / ga__class_to_size[cl] + 1; /* as mheap.c's */
     b->limit = (uint16_t)(ga__class_to_nelems[cl] * ga__class_to_size[cl]);
   }
 }
@@ -107,9 +106,9 @@ void ga__tc_initCache(mcache *c) {
 void ga__tc_drain(mcache *c) {
   for (unsigned i = 0; i < GA_NUM_SPAN_CLASSES; i++) {
     tcbin *b = &c->tc[i];
-    if (c->tcpops[i]) {
-      ga__stats_tcache(i >> 1, c->tcpops[i]);
-      c->tcpops[i] = 0;
+    if (b->pops) {
+      ga__stats_tcache(i >> 1, b->pops);
+      b->pops = 0;
     }
     uintptr_t a = b->top;
     uint32_t n = b->count;
