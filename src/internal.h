@@ -478,6 +478,10 @@ extern GA_HIDDEN uint64_t ga__tcKey;
 extern GA_HIDDEN bool ga__tcOn;
 void ga__tc_init(void);
 void ga__tc_initCache(mcache *c);
+/* The malloc drop-in's malloc and free: ga_malloc and ga_free with the free
+ * cache (malloc.c, mfree.c). */
+void *ga__malloc_tc(size_t size);
+void ga__free_tc(void *p);
 /* ga_free's every path but the owner's fast ones (mfree.c): frees through
  * freeBits, from any thread, after the exact checks. */
 GA_NOINLINE void ga__free_slow(uintptr_t a);

@@ -158,16 +158,18 @@ static GA_NOINLINE void *malloc_refill(size_t size, unsigned spc) {
 /* The small-object fast path shared by ga_malloc and ga_malloc_atomic: a
  * table lookup, then a hit in the thread's cached span (about 20
  * instructions); a used-up window goes to malloc_refill, anything else to
- * mallocgc. */
-GA_INLINE void *malloc_fast(size_t size, unsigned noscan) {
+ * mallocgc. tc: the malloc drop-in's entry points (ga__malloc_tc) look in
+ * the thread's free cache first; libgoalloc's never do (its collector never
+ * runs with one), and pay nothing for it. */
+GA_INLINE void *malloc_fast(size_t size, unsigned noscan, bool tc) {
   /* size 0 maps to span class 0|noscan, whose cache slot is always the empty
    * span: it falls through to mallocgc with no extra test here. */
   if (GA_LIKELY(size <= GA_SMALL_SIZE_MAX - 8)) {
     unsigned spc = (unsigned)ga__malloc_size_to_spc8[(size + 7) >> 3] | noscan;
     mcache *c = ga__tls_cache;
     tcbin *b = &c->tc[spc];
-    uintptr_t p = b->top;
-    if (p != 0) {
+    uintptr_t p = tc ? b->top : 0;
+    if (tc && p != 0) {
       /* The thread's last free of the class (mtcache.c). Its key goes, so
        * that no live object carries it: a store, not a check (a load of a
        * cold object here would hold up the malloc: malloc-batch 1.19x). */
@@ -190,12 +192,14 @@ GA_INLINE void *malloc_fast(size_t size, unsigned noscan) {
   return mallocgc(size, noscan);
 }
 
-void *ga_malloc(size_t size) { return malloc_fast(size, 0); }
+void *ga_malloc(size_t size) { return malloc_fast(size, 0, false); }
+
+void *ga__malloc_tc(size_t size) { return malloc_fast(size, 0, true); }
 
 void *ga_malloc_atomic(size_t size) {
   /* Under 16 bytes: the tiny allocator (in mallocgc). */
   if (GA_UNLIKELY(size < GA_TINY_SIZE)) return mallocgc(size, 1);
-  return malloc_fast(size, 1);
+  return malloc_fast(size, 1, false);
 }
 
 void *ga_calloc(size_t n, size_t size) {

@@ -224,7 +224,7 @@ static GA_NOINLINE void free_keyed(uintptr_t a, mspan *s, uintptr_t off) {
  * dead in freeBits instead, mgcsweep.c), and GA_KEEPALIVE keeps the object
  * visible to the collector until the store is done, so that it is never
  * both freed here and found dead. */
-void ga_free(void *p) {
+GA_INLINE void free_fast(void *p, bool tc) {
   uintptr_t a = (uintptr_t)p;
   uintptr_t e = ga__spanEntryOf(a);
   mcache *c = ga__tls_cache;
@@ -239,8 +239,8 @@ void ga_free(void *p) {
    * the start of a slot that exists, and carry no key (a key sends it to
    * free_keyed). */
   tcbin *b = &c->tc[e & 255];
-  uint32_t n = b->count;
-  if (GA_LIKELY(n < b->cap) && GA_LIKELY(owned) &&
+  uint32_t n = tc ? b->count : 0;
+  if (tc && GA_LIKELY(n < b->cap) && GA_LIKELY(owned) &&
       /* Frees by other threads wait in freeBits (unmarked until folded):
        * the owner path checks them. */
       !atomic_load_explicit(&s->remotePending, memory_order_relaxed)) {
@@ -262,7 +262,7 @@ void ga_free(void *p) {
     /* A full bin, or a class without one. With a bin, the object goes to
      * its span marked freed, so that a second free of it does not enter
      * the bin. */
-    uint64_t mark = b->cap != 0 ? ~ga__tcKey : 0;
+    uint64_t mark = tc && b->cap != 0 ? ~ga__tcKey : 0;
     uintptr_t off = a - s->windowAddr;
     /* Slot in the high half, slot start iff the low half < divMul64. */
     unsigned __int128 q = (unsigned __int128)off * s->divMul64;
@@ -316,6 +316,20 @@ void ga_free(void *p) {
   }
 slow:
   ga__free_slow(a);
+}
+
+/* The malloc drop-in's free (and operator delete): the free cache's. */
+void ga__free_tc(void *p) { free_fast(p, true); }
+
+/* libgoalloc's free never meets a free cache; in the drop-in (a program
+ * linked with libgoalloc-override.a may call it) it is the drop-in's free,
+ * so that every free to a span while the free cache is on is marked. */
+void ga_free(void *p) {
+  if (GA_UNLIKELY(ga__tcOn)) {
+    ga__free_tc(p);
+    return;
+  }
+  free_fast(p, false);
 }
 
 /* Is a the start of a live object in a span the calling thread owns? The

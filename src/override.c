@@ -7,20 +7,23 @@
  * glibc's name and semantics and forwards to the core heap with the collector
  * off (ga__override_mode below): memory comes back only through free.
  * Mapping:
- *   malloc, calloc, realloc    ga_malloc, ga_calloc, ga_realloc (scan objects,
- *                              never the tiny allocator: every pointer can be
- *                              freed one by one)
+ *   malloc                     ga__malloc_tc: ga_malloc, but first the
+ *                              thread's free cache (mtcache.c)
+ *   calloc, realloc            ga_calloc, ga_realloc (scan objects, never the
+ *                              tiny allocator: every pointer can be freed one
+ *                              by one)
  *   memalign, aligned_alloc,   ga_aligned_alloc (a size class whose size is a
  *   posix_memalign, valloc,    multiple of the alignment, or a large span with
  *   pvalloc                    aligned pages)
- *   free, cfree                ga_free (validates every pointer; a bad free
- *                              aborts with a message that names goalloc)
+ *   free, cfree                ga__free_tc: ga_free, into the free cache
+ *                              when it can (validates every pointer; a bad
+ *                              free aborts with a message naming goalloc)
  *   malloc_usable_size         ga_usable_size (exact: the slot size)
  *   __libc_malloc & co.        the same, so code that calls glibc's internal
  *                              names directly gets memory our free accepts
  * The forwarding functions are tail calls: in the .so the library's own
  * references to ga_* are bound locally (-Bsymbolic-functions), so malloc is
- * one direct jump away from ga_malloc's fast path.
+ * one direct jump away from ga__malloc_tc's fast path.
  *
  * From the very first allocation. With LD_PRELOAD the first call comes from
  * the dynamic loader, before any constructor and before libc itself is
@@ -194,12 +197,13 @@ __attribute__((destructor)) static void override_fini(void) {
 
 /* ---- the malloc family ------------------------------------------------- */
 
+/* The free cache's malloc and free (mtcache.c): the drop-in's own. */
 OVR_EXPORT void *malloc(size_t size) {
-  return ga_malloc(size);
+  return ga__malloc_tc(size);
 }
 
 OVR_EXPORT void free(void *p) {
-  ga_free(p);
+  ga__free_tc(p);
 }
 
 OVR_EXPORT void cfree(void *p) { free(p); }
@@ -225,7 +229,7 @@ OVR_EXPORT void *reallocarray(void *p, size_t n, size_t size) {
  * to the next one; one that cannot be rounded is EINVAL. Up to 8 every
  * malloc pointer qualifies (16 needs care: malloc gives 8 below 16 bytes). */
 OVR_EXPORT void *memalign(size_t align, size_t size) {
-  if (align <= 8) return ga_malloc(size);
+  if (align <= 8) return ga__malloc_tc(size);
   if (align & (align - 1)) {
     if (align > (SIZE_MAX >> 1) + 1) {
       errno = EINVAL;

@@ -22,7 +22,8 @@
  * forms return nullptr instead. One difference: a new_handler that throws
  * inside a nothrow operator new is not caught here (this file has no
  * exception tables), so the exception reaches the caller.
- * Aligned forms use ga_aligned_alloc; deletes of every form are ga_free
+ * Plain forms use the drop-in's malloc (ga__malloc_tc, the free cache's),
+ * aligned forms ga_aligned_alloc; deletes of every form are ga__free_tc
  * (the size and alignment a sized or aligned delete passes are not needed:
  * the heap knows both from the pointer).
  */
@@ -34,6 +35,9 @@
 #include "goalloc.h"
 
 extern "C" void ga__sys_write_err(const char *msg, size_t len); // os.h
+// The drop-in's malloc and free, with the free cache (internal.h).
+extern "C" void *ga__malloc_tc(size_t size);
+extern "C" void ga__free_tc(void *p);
 
 // Linking libgoalloc-override.a statically into a C++ program that never
 // names malloc itself must still replace malloc (libstdc++ and libc call
@@ -80,7 +84,7 @@ std::new_handler current_handler() {
 // Failure path of the throwing forms: the standard's loop.
 __attribute__((noinline)) void *new_slow(size_t size, size_t align) {
   for (;;) {
-    void *p = align == 0 ? ga_malloc(size)
+    void *p = align == 0 ? ga__malloc_tc(size)
                          : ga_aligned_alloc(align, size);
     if (p != nullptr) return p;
     std::new_handler h = current_handler();
@@ -92,7 +96,7 @@ __attribute__((noinline)) void *new_slow(size_t size, size_t align) {
 // Failure path of the nothrow forms.
 __attribute__((noinline)) void *new_nothrow_slow(size_t size, size_t align) {
   for (;;) {
-    void *p = align == 0 ? ga_malloc(size)
+    void *p = align == 0 ? ga__malloc_tc(size)
                          : ga_aligned_alloc(align, size);
     if (p != nullptr) return p;
     std::new_handler h = current_handler();
@@ -102,13 +106,13 @@ __attribute__((noinline)) void *new_nothrow_slow(size_t size, size_t align) {
 }
 
 inline void *new_impl(size_t size) {
-  void *p = ga_malloc(size);
+  void *p = ga__malloc_tc(size);
   if (__builtin_expect(p != nullptr, 1)) return p;
   return new_slow(size, 0);
 }
 
 inline void *new_nothrow_impl(size_t size) {
-  void *p = ga_malloc(size);
+  void *p = ga__malloc_tc(size);
   if (__builtin_expect(p != nullptr, 1)) return p;
   return new_nothrow_slow(size, 0);
 }
@@ -152,37 +156,37 @@ OVR_EXPORT void *operator new[](size_t n, std::align_val_t al,
   return new_aligned_nothrow_impl(n, al);
 }
 
-OVR_EXPORT void operator delete(void *p) noexcept { ga_free(p); }
-OVR_EXPORT void operator delete[](void *p) noexcept { ga_free(p); }
+OVR_EXPORT void operator delete(void *p) noexcept { ga__free_tc(p); }
+OVR_EXPORT void operator delete[](void *p) noexcept { ga__free_tc(p); }
 OVR_EXPORT void operator delete(void *p, const std::nothrow_t &) noexcept {
-  ga_free(p);
+  ga__free_tc(p);
 }
 OVR_EXPORT void operator delete[](void *p, const std::nothrow_t &) noexcept {
-  ga_free(p);
+  ga__free_tc(p);
 }
 OVR_EXPORT void operator delete(void *p, size_t) noexcept {
-  ga_free(p);
+  ga__free_tc(p);
 }
 OVR_EXPORT void operator delete[](void *p, size_t) noexcept {
-  ga_free(p);
+  ga__free_tc(p);
 }
 OVR_EXPORT void operator delete(void *p, std::align_val_t) noexcept {
-  ga_free(p);
+  ga__free_tc(p);
 }
 OVR_EXPORT void operator delete[](void *p, std::align_val_t) noexcept {
-  ga_free(p);
+  ga__free_tc(p);
 }
 OVR_EXPORT void operator delete(void *p, std::align_val_t,
                                 const std::nothrow_t &) noexcept {
-  ga_free(p);
+  ga__free_tc(p);
 }
 OVR_EXPORT void operator delete[](void *p, std::align_val_t,
                                   const std::nothrow_t &) noexcept {
-  ga_free(p);
+  ga__free_tc(p);
 }
 OVR_EXPORT void operator delete(void *p, size_t, std::align_val_t) noexcept {
-  ga_free(p);
+  ga__free_tc(p);
 }
 OVR_EXPORT void operator delete[](void *p, size_t, std::align_val_t) noexcept {
-  ga_free(p);
+  ga__free_tc(p);
 }

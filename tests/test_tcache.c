@@ -16,6 +16,17 @@
 
 static void *volatile sink;
 
+/* The drop-in's malloc, calloc and free (this program is linked with
+ * libgoalloc-override.a), through pointers the compiler cannot see
+ * through: it knows what free means, and would warn of every use after
+ * free here, which is the point of the test. */
+static void *(*volatile tmalloc_p)(size_t) = malloc;
+static void *(*volatile tcalloc_p)(size_t, size_t) = calloc;
+static void (*volatile tfree_p)(void *) = free;
+static void *tmalloc(size_t n) { return tmalloc_p(n); }
+static void *tcalloc(size_t n, size_t m) { return tcalloc_p(n, m); }
+static void tfree(void *p) { tfree_p(p); }
+
 static uint64_t live_objects(void) {
   ga_stats st = {.version = GA_STATS_VERSION};
   CHECK(ga_read_stats(&st) == 0);
@@ -38,21 +49,21 @@ static void lifo_and_cap(void) {
   enum { N = 300 };
   void *p[N];
   for (size_t size = 16; size <= 1024; size += size / 2) {
-    for (int i = 0; i < N; i++) p[i] = ga_malloc(size);
+    for (int i = 0; i < N; i++) p[i] = tmalloc(size);
     tcbin *b = bin_of(size);
     CHECKF(b->cap > 0 && b->cap < N, "size %zu: cap %u", size, b->cap);
     uint32_t cap = b->cap;
-    for (int i = 0; i < N; i++) ga_free(p[i]);
+    for (int i = 0; i < N; i++) tfree(p[i]);
     CHECKF(b->count == cap, "size %zu: %u entries, cap %u", size, b->count, cap);
     CHECK(cap * ga__class_to_size[ga__malloc_size_to_class(size)] <= 32u << 10);
     /* Newest first: p[cap - 1], p[cap - 2], ... p[0]. */
     for (int i = (int)cap - 1; i >= 0; i--) {
-      void *q = ga_malloc(size);
+      void *q = tmalloc(size);
       CHECKF(q == p[i], "size %zu: pop %d gave %p, not %p", size, i, q, p[i]);
       p[i] = q;
     }
     CHECK(b->top == 0);
-    for (int i = 0; i < (int)cap; i++) ga_free(p[i]);
+    for (int i = 0; i < (int)cap; i++) tfree(p[i]);
     ga_thread_flush(); /* drains */
     CHECK(b->top == 0 && b->count == 0);
   }
@@ -65,22 +76,22 @@ static void lifo_and_cap(void) {
  * program's, and calloc never takes from the free cache (its objects are
  * dirty). */
 static void pop_clears_key(void) {
-  uint64_t *p = ga_malloc(64);
+  uint64_t *p = tmalloc(64);
   for (int i = 0; i < 8; i++) p[i] = 0x1111111111111111ull * (uint64_t)(i + 1);
-  ga_free(p);
+  tfree(p);
   CHECK(p[1] == ga__tcKey);
-  uint64_t *q = ga_malloc(64);
+  uint64_t *q = tmalloc(64);
   CHECK(q == p && q[1] == 0);
-  ga_free(q);
-  uint64_t *z = ga_calloc(8, 8);
+  tfree(q);
+  uint64_t *z = tcalloc(8, 8);
   for (int i = 0; i < 8; i++) CHECK(z[i] == 0);
-  ga_free(z);
+  tfree(z);
   printf("  pop clears the key, calloc zeroes: ok\n");
 }
 
 static void *free_all(void *arg) {
   void **v = arg;
-  for (int i = 0; v[i] != NULL; i++) ga_free(v[i]);
+  for (int i = 0; v[i] != NULL; i++) tfree(v[i]);
   return NULL;
 }
 
@@ -89,7 +100,7 @@ static void *free_all(void *arg) {
 static void others_objects(void) {
   enum { N = 64 };
   void *v[N + 1];
-  for (int i = 0; i < N; i++) v[i] = ga_malloc(96);
+  for (int i = 0; i < N; i++) v[i] = tmalloc(96);
   v[N] = NULL;
   tcbin *b = bin_of(96);
   uint32_t before = b->count;
@@ -107,12 +118,12 @@ static void others_objects(void) {
 static void *churn_and_exit(void *arg) {
   (void)arg;
   enum { N = 2000 };
-  void **p = malloc(sizeof(void *) * N);
+  void **p = tmalloc(sizeof(void *) * N);
   for (int r = 0; r < 50; r++) {
-    for (int i = 0; i < N; i++) p[i] = ga_malloc(16 + (size_t)(i % 60) * 16);
-    for (int i = 0; i < N; i++) ga_free(p[i]);
+    for (int i = 0; i < N; i++) p[i] = tmalloc(16 + (size_t)(i % 60) * 16);
+    for (int i = 0; i < N; i++) tfree(p[i]);
   }
-  free(p);
+  tfree(p);
   return NULL;
 }
 static void exit_drains(void) {
@@ -139,15 +150,15 @@ static void exit_drains(void) {
 static void marked_but_live(void) {
   enum { N = 600 };
   void *p[N + 1];
-  for (int i = 0; i < N; i++) p[i] = ga_malloc(48);
-  for (int i = 0; i < N; i++) ga_free(p[i]); /* past the cap: marked */
+  for (int i = 0; i < N; i++) p[i] = tmalloc(48);
+  for (int i = 0; i < N; i++) tfree(p[i]); /* past the cap: marked */
   int marked = 0;
   for (int i = 0; i < N; i++) {
-    p[i] = ga_malloc(48);
+    p[i] = tmalloc(48);
     marked += ((uint64_t *)p[i])[1] == ~ga__tcKey;
   }
   CHECKF(marked > 0, "no marked object handed out again");
-  for (int i = 0; i < N / 2; i++) ga_free(p[i]);
+  for (int i = 0; i < N / 2; i++) tfree(p[i]);
   p[N] = NULL;
   pthread_t t;
   CHECK(pthread_create(&t, NULL, free_all, &p[N / 2]) == 0);
@@ -162,7 +173,7 @@ static void marked_but_live(void) {
 /* ---- bad frees only a free cache has ---------------------------------- */
 
 static void *free_one(void *p) {
-  ga_free(p);
+  tfree(p);
   return NULL;
 }
 static void double_after_full(void) {
@@ -170,31 +181,31 @@ static void double_after_full(void) {
    * second finds room again. */
   enum { N = 200 };
   void *p[N], *x;
-  for (int i = 0; i < N; i++) p[i] = ga_malloc(128);
-  x = ga_malloc(128);
-  for (int i = 0; i < N; i++) ga_free(p[i]);
-  ga_free(x);
-  sink = ga_malloc(128);
-  ga_free(x);
+  for (int i = 0; i < N; i++) p[i] = tmalloc(128);
+  x = tmalloc(128);
+  for (int i = 0; i < N; i++) tfree(p[i]);
+  tfree(x);
+  sink = tmalloc(128);
+  tfree(x);
 }
 static void double_cached_by_other(void) {
   /* In this thread's free cache, freed again by another thread. */
-  void *x = ga_malloc(64);
-  ga_free(x);
+  void *x = tmalloc(64);
+  tfree(x);
   pthread_t t;
   pthread_create(&t, NULL, free_one, x);
   pthread_join(t, NULL);
 }
 static void usable_size_cached(void) {
-  void *x = ga_malloc(64);
-  ga_free(x);
+  void *x = tmalloc(64);
+  tfree(x);
   sink = (void *)ga_usable_size(x);
 }
 static void double_after_drain(void) {
-  void *x = ga_malloc(64);
-  ga_free(x);
+  void *x = tmalloc(64);
+  tfree(x);
   ga_thread_flush();
-  ga_free(x);
+  tfree(x);
 }
 
 int main(int argc, char **argv) {
@@ -202,8 +213,8 @@ int main(int argc, char **argv) {
     /* GOALLOC_TCACHE=0: no free cache, and the one bad free it misses is
      * caught again. */
     CHECKF(!ga__tcOn, "GOALLOC_TCACHE=0 left the free cache on");
-    void *p = ga_malloc(64);
-    ga_free(p);
+    void *p = tmalloc(64);
+    tfree(p);
     CHECK(bin_of(64)->count == 0 && bin_of(64)->top == 0);
     printf("  GOALLOC_TCACHE=0: off: ok\n");
     return 0;
