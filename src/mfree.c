@@ -196,19 +196,22 @@ void ga__free_slow(uintptr_t a) {
  * its mark until the program writes that word, so this is its first free
  * as often as a second one: the exact check decides, and a live object
  * enters the free cache after all. */
+/* Push a onto bin b, which holds n < cap entries (the key says: in a free
+ * cache). n is passed, not reloaded: the key's store may alias it. */
+GA_INLINE void tc_push(tcbin *b, uintptr_t a, uint32_t n) {
+  GA_TCKEY(a) = ga__tcKey;
+  b->slots[n] = b->top;
+  b->count = n + 1;
+  b->top = a;
+}
+
 static GA_NOINLINE void free_keyed(uintptr_t a, mspan *s, uintptr_t off) {
-  mcache *c = ga__tls_cache;
-  tcbin *b = &c->tc[s->spanclass];
-  uintptr_t idx = ga__objIndex(s, off);
-  if (GA_TCKEY(a) == ga__tcKey || b->count >= b->cap ||
-      atomic_load_explicit(&s->remotePending, memory_order_relaxed) ||
-      !ga__span_isAllocated(s, idx)) {
+  if (GA_TCKEY(a) == ga__tcKey || !ga__span_isAllocated(s, ga__objIndex(s, off))) {
     ga__free_slow(a);
     return;
   }
-  GA_TCKEY(a) = ga__tcKey;
-  b->slots[b->count++] = b->top;
-  b->top = a;
+  tcbin *b = &ga__tls_cache->tc[s->spanclass];
+  tc_push(b, a, b->count);
 }
 
 /* The owner's free. If the object lies in the current 64-slot window, set
@@ -252,10 +255,7 @@ GA_INLINE void free_fast(void *p, bool tc) {
       free_keyed(a, s, off);
       return;
     }
-    GA_TCKEY(a) = ga__tcKey;
-    b->slots[n] = b->top;
-    b->count = n + 1;
-    b->top = a;
+    tc_push(b, a, n);
     return;
   }
   if (GA_LIKELY(owned)) {
