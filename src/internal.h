@@ -436,8 +436,8 @@ typedef struct tcbin {
 } tcbin;
 _Static_assert(sizeof(tcbin) == 32, "tcbin: a power of two");
 /* Entries of all bins of a cache together: the sum of the caps (mtcache.c,
- * which checks it), 25 KB. */
-#define GA_TC_SLOTS 3115
+ * which checks it), 30 KB. */
+#define GA_TC_SLOTS 3730
 
 typedef struct mcache {
   mspan *alloc[GA_NUM_CENTRALS]; /* span per span class; [136] = tiny */

@@ -174,7 +174,8 @@ GA_INLINE void *malloc_fast(size_t size, unsigned noscan, bool tc) {
        * that no live object carries it: a store, not a check (a load of a
        * cold object here would hold up the malloc: malloc-batch 1.19x). */
       uint32_t n = b->count;
-      b->top = b->slots[n - 1];
+      uintptr_t next = b->slots[n - 1];
+      b->top = next;
       b->count = n - 1;
       GA_TCKEY(p) = 0;
       b->pops++;

@@ -55,7 +55,7 @@ static void lifo_and_cap(void) {
     uint32_t cap = b->cap;
     for (int i = 0; i < N; i++) tfree(p[i]);
     CHECKF(b->count == cap, "size %zu: %u entries, cap %u", size, b->count, cap);
-    CHECK(cap * ga__class_to_size[ga__malloc_size_to_class(size)] <= 32u << 10);
+    CHECK(cap * ga__class_to_size[ga__malloc_size_to_class(size)] <= 64u << 10);
     /* Newest first: p[cap - 1], p[cap - 2], ... p[0]. */
     for (int i = (int)cap - 1; i >= 0; i--) {
       void *q = tmalloc(size);
