@@ -470,9 +470,10 @@ typedef uint64_t __attribute__((may_alias)) ga_word;
 /* Does span class spc have objects with a key word? */
 #define GA_TC_KEYED(spc) (((spc) >> 1) >= 2)
 
-/* The free cache's keys (mtcache.c): the first word of an object held by a
- * free cache is ga__tcKey; of one freed to its span by its owner while the
- * class has a free cache, ga__tcKey | 1. ga__tcKey is random and even. */
+/* The free cache's keys (mtcache.c): the key word of an object held by a
+ * free cache is ga__tcKey; of one freed to its span while the free cache is
+ * on, ~ga__tcKey (no partial write turns one into the other). Random, and
+ * neither 0 nor ~0. */
 extern GA_HIDDEN uint64_t ga__tcKey;
 /* Is the free cache on (the malloc drop-in, GOALLOC_TCACHE=1)? */
 extern GA_HIDDEN bool ga__tcOn;
@@ -487,8 +488,6 @@ void ga__free_tc(void *p);
 GA_NOINLINE void ga__free_slow(uintptr_t a);
 /* Give back every object c's free caches hold (c's thread). */
 void ga__tc_drain(mcache *c);
-/* Report a malloc that found its free cache entry's key overwritten. */
-__attribute__((noreturn, cold)) void ga__tc_corrupt(uintptr_t a);
 
 extern mcache ga__emptycache;
 extern __thread mcache *ga__tls_cache __attribute__((tls_model("initial-exec")));

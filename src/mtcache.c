@@ -2,42 +2,48 @@
  * mtcache.c — the free cache: per thread and span class, a LIFO of objects
  * the thread freed, which its next mallocs of the class hand out again
  * (glibc's tcache idea, in arrays). Go has no twin: Go never frees one
- * object. On in the malloc drop-in only, where the collector never runs.
+ * object. On in the malloc drop-in only (its malloc, free, new and delete:
+ * ga__malloc_tc, ga__free_tc), where the collector never runs.
  *
  * Why: a program that replaces objects it has just read (a server's
  * requests, threads-churn) gets back the object whose lines are still in
  * its cache, and neither the free nor the malloc touches a span record's
  * second line or a bitmap word. The owner's free pushes when the object's
  * span is its own and the bin has room; malloc pops before it looks at the
- * span's window (internal.h, malloc.c, mfree.c).
+ * span's window (the fast paths are in malloc.c and mfree.c; the bin,
+ * tcbin, in internal.h).
  *
  * What an entry is: an object of a span the thread owned when it was
- * pushed, still allocated in the span's bitmap, its first word set to
- * ga__tcKey. So the spans' bookkeeping is untouched, and a span holding
- * entries never goes back to the heap.
+ * pushed, still allocated in the span's bitmap, its key word (GA_TCKEY,
+ * bytes 8..15) set to ga__tcKey. So the spans' bookkeeping is untouched,
+ * and a span holding entries never goes back to the heap.
  *
- * Bad frees stay detected, by the keys:
- *   - a free of an object whose first word is ga__tcKey (in a free cache)
- *     takes the slow path; the owner looks through its bin and reports a
- *     double free if it is there; any other thread reports it at once (a
- *     live object carries the key only if the program copied it there out
- *     of freed memory);
- *   - every free to a span's bitmap (the owner's with a full bin, a remote
- *     free, a drain) leaves ga__tcKey | 1 in the object, so that a second
- *     free of it is sent to the exact check (mfree.c) instead of the bin;
- *   - malloc checks the key of the entry it pops: a write to a freed object
- *     (or a double free that a use after free hid) is reported there;
- *   - a pointer that is not the start of a slot is caught by the push's
- *     slot test, as in the owner's free.
- * Not detected, unlike the bitmap path: a free of the start of a slot that
- * was never handed out, in a span of the freeing thread (its first word is
- * not a key).
+ * Bad frees stay detected, by the key word:
+ *   - ga__tcKey: in a free cache. Any free of it, by any thread, is
+ *     reported as a double free (checked_object: a live object carries
+ *     the key only if the program copied it there out of freed memory),
+ *     and so are realloc and malloc_usable_size of it, as use after free;
+ *   - ~ga__tcKey: freed to a span while the free cache is on (the owner's
+ *     free with a full bin, the fold of other threads' frees in
+ *     ga__span_collect, a drain). A free that finds it goes to the exact
+ *     check against the bitmap (free_keyed), not into the bin: the object
+ *     may have been handed out again by the window with the mark intact;
+ *   - malloc clears the key word when it pops;
+ *   - a pointer that is not the start of a slot that exists is caught by
+ *     the push's slot test, from the spans-map entry.
+ * Not detected, unlike the bitmap path: a double free of an object whose
+ * key word the program overwrote in between (glibc's tcache has the same
+ * blind spot), and a free of the start of a never-allocated slot of the
+ * thread's own span (its word carries no key). GOALLOC_TCACHE=0 turns the
+ * free cache off.
  *
- * Bounds: objects up to TC_MAX_SIZE bytes, at most TC_CLASS_BYTES of them a
- * class and TC_MAX_ENTRIES entries (all bins of a cache: GA_TC_SLOTS). A
- * thread's bins are drained on exit and by ga_thread_flush (remote frees
- * through freeBits: the spans may have left the cache since). Entries of
- * threads that did not survive a fork stay allocated in the child.
+ * Bounds: objects of 16 bytes (the key word needs a second word) to
+ * TC_MAX_SIZE, at most TC_CLASS_BYTES of them a class and TC_MAX_ENTRIES
+ * entries (all bins of a cache: GA_TC_SLOTS). A thread's bins are drained
+ * on exit and by ga_thread_flush (through freeBits: the spans may have left
+ * the cache since). Entries of threads that did not survive a fork stay
+ * allocated in the child. Off in a valgrind build: memcheck would see the
+ * key words of freed objects written.
  *
  * Statistics: a pop counts as a free and a malloc of its class; an entry is
  * live until then (its bitmap says so), or until a drain frees it.
@@ -67,9 +73,7 @@ static uint64_t key_seed(void) {
   uint64_t k = 0;
   const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
   if (r != NULL) memcpy(&k, r + 8, sizeof k);
-  uint32_t lo, hi;
-  __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-  k ^= ((uint64_t)hi << 32 | lo) * 0x9e3779b97f4a7c15ull;
+  k ^= (uint64_t)ga__sys_nanotime() * 0x9e3779b97f4a7c15ull;
   k ^= (uint64_t)(uintptr_t)&k;
   return k;
 }
@@ -127,10 +131,4 @@ void ga__tc_drain(mcache *c) {
       a = n > 0 ? b->slots[--n] : 0;
     }
   }
-}
-
-void ga__tc_corrupt(uintptr_t a) {
-  ga__bad_pointer("malloc", (void *)a,
-                  "use after free: a freed object was written to (or freed twice)",
-                  0);
 }
