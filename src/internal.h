@@ -436,12 +436,12 @@ typedef struct tcbin {
 } tcbin;
 _Static_assert(sizeof(tcbin) == 32, "tcbin: a power of two");
 /* Entries of all bins of a cache together: the sum of the caps (mtcache.c,
- * which checks it), 30 KB. */
+ * which checks it), 30 KB, allocated only when the free cache is on. */
 #define GA_TC_SLOTS 3730
 
 typedef struct mcache {
   mspan *alloc[GA_NUM_CENTRALS]; /* span per span class; [136] = tiny */
-  tcbin tc[GA_NUM_CENTRALS];
+  tcbin tc[GA_NUM_SPAN_CLASSES];
   /* Parked spans (mcache.c): per class, a ring (mspan.next/prev) and its
    * length; the bytes of all of them. */
   mspan *parked[GA_NUM_CENTRALS];
@@ -457,7 +457,7 @@ typedef struct mcache {
    * keeps running during a collection, so its cache is left alone; its
    * spans are swept when they leave the cache (a cycle late, never early). */
   _Atomic int gcVisible;
-  uintptr_t tcslots[GA_TC_SLOTS];
+  uintptr_t *tcslots; /* tc's entries, right after the record, or NULL */
 } mcache;
 
 /* The free cache's key word of an object (mtcache.c): its second word, in
@@ -478,6 +478,9 @@ extern GA_HIDDEN uint64_t ga__tcKey;
 /* Is the free cache on (the malloc drop-in, GOALLOC_TCACHE=1)? */
 extern GA_HIDDEN bool ga__tcOn;
 void ga__tc_init(void);
+/* The bytes a cache record takes after the mcache for its free cache, and
+ * a new cache's free cache (heap lock held). */
+size_t ga__tc_cacheBytes(void);
 void ga__tc_initCache(mcache *c);
 /* The malloc drop-in's malloc and free: ga_malloc and ga_free with the free
  * cache (malloc.c, mfree.c). */

@@ -79,7 +79,7 @@ static void thread_exit(void *arg) {
 }
 
 void ga__mcache_init(void) {
-  ga__fixalloc_init(&cachealloc, sizeof(mcache));
+  ga__fixalloc_init(&cachealloc, sizeof(mcache) + ga__tc_cacheBytes());
   pthread_key_create(&cache_key, thread_exit);
 }
 

@@ -27,15 +27,10 @@ static void *tmalloc(size_t n) { return tmalloc_p(n); }
 static void *tcalloc(size_t n, size_t m) { return tcalloc_p(n, m); }
 static void tfree(void *p) { tfree_p(p); }
 
-static uint64_t live_objects(void) {
+static ga_stats stats(void) {
   ga_stats st = {.version = GA_STATS_VERSION};
   CHECK(ga_read_stats(&st) == 0);
-  return st.heap_objects;
-}
-static uint64_t mallocs(void) {
-  ga_stats st = {.version = GA_STATS_VERSION};
-  CHECK(ga_read_stats(&st) == 0);
-  return st.mallocs;
+  return st;
 }
 
 static tcbin *bin_of(size_t size) {
@@ -128,13 +123,15 @@ static void *churn_and_exit(void *arg) {
 }
 static void exit_drains(void) {
   ga_thread_flush();
-  uint64_t live = live_objects(), m0 = mallocs();
+  ga_stats s0 = stats();
+  uint64_t live = s0.heap_objects, m0 = s0.mallocs;
   for (int k = 0; k < 4; k++) {
     pthread_t t;
     CHECK(pthread_create(&t, NULL, churn_and_exit, NULL) == 0);
     CHECK(pthread_join(t, NULL) == 0);
   }
-  uint64_t after = live_objects(), m1 = mallocs();
+  ga_stats s1 = stats();
+  uint64_t after = s1.heap_objects, m1 = s1.mallocs;
   /* Nothing the threads freed is live, in their free caches or anywhere. */
   CHECKF(after <= live + 8, "live objects %llu before, %llu after",
          (unsigned long long)live, (unsigned long long)after);
